@@ -1,0 +1,3 @@
+"""anoean: semi-supervised anomaly detection with an Encoding Adversarial Network."""
+
+__version__ = "0.1.0"
