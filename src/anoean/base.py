@@ -1,0 +1,403 @@
+"""The detector contract every anoean model follows.
+
+A detector is a scikit-learn outlier detector with one more method, :meth:`anomaly_score`,
+which is the paper's a(x): non-negative-ish, *higher for more anomalous*. Everything else is
+derived from it, once, here:
+
+* ``score_samples(X) = -anomaly_score(X)`` (scikit-learn's sign: higher is more normal);
+* ``decision_function(X) = score_samples(X) - offset_`` (negative means outlier);
+* ``predict(X)`` is +1 (inlier) or -1 (outlier).
+
+The threshold ``offset_`` comes from one of two rules, chosen in ``fit``:
+
+* ``contamination`` (a float in (0, 0.5]): the fraction of the training data (train and
+  validation parts together) flagged as anomalous, as in scikit-learn's IsolationForest;
+* otherwise ``target_false_alarm``: the rate of *validation normals* flagged as anomalous,
+  which is what an operator with an alarm budget wants.
+
+Persistence is data only: ``save`` writes a directory with ``config.json`` (parameters,
+fitted scalars, versions, and the SHA-256 of the weights) and ``weights.safetensors``.
+``load`` never executes anything from the files, checks the digest and every shape, and
+raises :class:`ModelFileError` (a ``ValueError``) naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from abc import abstractmethod
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._utils import versions
+
+FORMAT_NAME = "anoean-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+#: Every concrete detector class, by name, so that :func:`load` can rebuild any of them.
+DETECTORS: dict[str, type[BaseDetector]] = {}
+
+
+class ModelFileError(ValueError):
+    """A model directory is missing, damaged, tampered with or of the wrong kind."""
+
+
+def _locate_nonfinite(X: np.ndarray, name: str) -> str:
+    bad = ~np.isfinite(X)
+    first = np.argwhere(bad)[0]
+    value = X[tuple(first)]
+    kind = "NaN" if np.isnan(value) else "inf"
+    where = f"row {first[0]}" + (f", column {first[1]}" if X.ndim == 2 else f", index {tuple(first[1:])}")
+    return f"{name} contains {kind} at {where} ({int(bad.sum())} non-finite value(s) in total)"
+
+
+def _locate_non_numeric(X: Any, name: str) -> str:
+    arr = np.asarray(X, dtype=object)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    flat = arr.reshape(arr.shape[0], -1)
+    for j in range(flat.shape[1]):  # error path only: fine to loop
+        col = flat[:, j]
+        for i, v in enumerate(col):
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                return f"{name} has a non-numeric value {v!r} at row {i}, column {j}"
+    return f"{name} could not be converted to numbers"
+
+
+def check_finite(X: np.ndarray, name: str = "X", chunk: int = 1 << 16) -> None:
+    """Raise a ValueError naming the first NaN/inf (row, column); chunked to bound memory."""
+    for start in range(0, X.shape[0], chunk):
+        part = X[start : start + chunk]
+        if not np.isfinite(part).all():
+            msg = _locate_nonfinite(part, name)
+            # shift the row index to the whole array
+            row = int(np.argwhere(~np.isfinite(part))[0][0])
+            raise ValueError(msg.replace(f"row {row}", f"row {start + row}", 1))
+
+
+def validate_labels(y: Any, n_samples: int, name: str = "y") -> np.ndarray:
+    """Check ``y`` holds 0 (normal) or 1 (known anomaly) for each of ``n_samples`` rows."""
+    if y is None:
+        return np.zeros(n_samples, dtype=np.int64)
+    y_arr = np.asarray(y)
+    if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+        y_arr = y_arr[:, 0]
+    if y_arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with one label per row; got shape {y_arr.shape}")
+    if y_arr.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y_arr.shape[0]} labels but X has {n_samples} rows")
+    if y_arr.dtype == bool:
+        return y_arr.astype(np.int64)
+    try:
+        y_num = y_arr.astype(np.float64)
+    except (TypeError, ValueError):
+        bad = next(i for i, v in enumerate(y_arr) if str(v) not in ("0", "1"))
+        raise ValueError(
+            f"{name} must hold 0 (normal) or 1 (anomaly); row {bad} has {y_arr[bad]!r}"
+        ) from None
+    ok = (y_num == 0) | (y_num == 1)
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
+        raise ValueError(
+            f"{name} must hold 0 (normal) or 1 (anomaly); row {bad} has {y_arr[bad]!r}"
+        )
+    return y_num.astype(np.int64)
+
+
+class BaseDetector(OutlierMixin, BaseEstimator):
+    """Shared contract: input validation, score sign, thresholds, save/load.
+
+    Subclasses implement :meth:`_fit`, :meth:`_anomaly_score`, :meth:`_get_state` and
+    :meth:`_set_state`; they declare whether they take images with ``_accepts_images``.
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "contamination": [Interval(Real, 0, 0.5, closed="right"), None],
+        "target_false_alarm": [Interval(Real, 0, 1, closed="neither")],
+        "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_") and not cls.__dict__.get("__abstract__", False):
+            DETECTORS[cls.__name__] = cls
+
+    # ----------------------------------------------------------------- validation
+    def _accepts_images(self) -> bool:
+        return False
+
+    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        """Validate and convert X to float32, naming the first bad value.
+
+        Tabular data is (n, p); image models also take (n, H, W) and (n, C, H, W), which are
+        normalised to (n, C, H, W).
+        """
+        allow_nd = self._accepts_images()
+        try:
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=[np.float32, np.float64],
+                ensure_all_finite=False,
+                allow_nd=allow_nd,
+                ensure_min_samples=1,
+            )
+        except ValueError as exc:
+            text = str(exc)
+            if "convert" in text or "could not" in text or "dtype" in text:
+                raise ValueError(_locate_non_numeric(X, "X")) from exc
+            raise
+        except TypeError as exc:
+            raise ValueError(_locate_non_numeric(X, "X")) from exc
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 3:
+            X = X[:, None, :, :]
+        if X.ndim not in (2, 4):
+            raise ValueError(f"X must be 2-D (n, p) or an image batch; got shape {X.shape}")
+        if reset:
+            self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+        elif tuple(X.shape[1:]) != tuple(self.input_shape_):
+            raise ValueError(
+                f"X has rows of shape {tuple(X.shape[1:])}, but {type(self).__name__} was fitted "
+                f"on rows of shape {tuple(self.input_shape_)}"
+            )
+        check_finite(X, "X")
+        return X
+
+    def _validate_fit_inputs(
+        self, X: Any, y: Any, X_val: Any, y_val: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        self._validate_params()
+        X = self._validate_X(X, reset=True)
+        y = validate_labels(y, X.shape[0], "y")
+        if (X_val is None) != (y_val is None) and X_val is None:
+            raise ValueError("y_val was given without X_val")
+        if X_val is not None:
+            X_val = self._validate_X(X_val, reset=False)
+            y_val = validate_labels(y_val, X_val.shape[0], "y_val")
+            if (y_val == 0).sum() == 0:
+                raise ValueError("X_val holds no normal rows (y_val == 0): cannot fit the scorer")
+        if (y == 0).sum() == 0:
+            raise ValueError("the training data holds no normal rows (y == 0)")
+        return X, y, X_val, y_val
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Any, y: Any = None, *, X_val: Any = None, y_val: Any = None) -> BaseDetector:
+        """Fit on X (y: 1 = known anomaly, 0 = normal; None = all normal). Returns self."""
+        X, y, X_val, y_val = self._validate_fit_inputs(X, y, X_val, y_val)
+        val_normal_scores, train_scores = self._fit(X, y, X_val, y_val)
+        self._set_threshold(val_normal_scores, train_scores)
+        return self
+
+    @abstractmethod
+    def _fit(
+        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fit the model; return anomaly scores of the validation normals and of all of X
+        (training plus any held-out part), used to set the threshold."""
+
+    def _set_threshold(self, val_normal_scores: np.ndarray, train_scores: np.ndarray) -> None:
+        contamination = getattr(self, "contamination", None)
+        if contamination is not None:
+            self.threshold_ = float(np.percentile(train_scores, 100.0 * (1.0 - contamination)))
+            self.threshold_rule_ = f"contamination={contamination}"
+        else:
+            fa = float(getattr(self, "target_false_alarm", 0.05))
+            self.threshold_ = float(np.quantile(val_normal_scores, 1.0 - fa))
+            self.threshold_rule_ = f"target_false_alarm={fa}"
+        self.offset_ = -self.threshold_
+
+    def set_threshold(self, X_normal: Any, *, target_false_alarm: float) -> BaseDetector:
+        """Re-set the decision threshold so that ``target_false_alarm`` of ``X_normal`` is flagged."""
+        if not 0.0 < target_false_alarm < 1.0:
+            raise ValueError(f"target_false_alarm must be in (0, 1); got {target_false_alarm}")
+        scores = self.anomaly_score(X_normal)
+        self.threshold_ = float(np.quantile(scores, 1.0 - target_false_alarm))
+        self.threshold_rule_ = f"target_false_alarm={target_false_alarm} (set_threshold)"
+        self.offset_ = -self.threshold_
+        return self
+
+    # ------------------------------------------------------------------ scoring
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        """The anomaly score a(x): higher means more anomalous."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self._anomaly_score(X)
+
+    @abstractmethod
+    def _anomaly_score(self, X: np.ndarray) -> np.ndarray: ...
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """``-anomaly_score(X)``: scikit-learn's sign, higher for more normal points."""
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``score_samples(X) - offset_``: negative values are predicted anomalies."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """+1 for predicted normal, -1 for predicted anomaly."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False
+        return tags
+
+    # -------------------------------------------------------------- persistence
+    @abstractmethod
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Fitted state as (JSON-able dict, name -> array) pairs."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Restore fitted state; raise ValueError on any inconsistency."""
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted model to directory ``path`` (JSON + safetensors, no pickle).
+
+        The directory is written next to its destination and renamed into place, so a crash
+        never leaves a half-written model.
+        """
+        from safetensors.numpy import save_file
+
+        check_is_fitted(self)
+        path = Path(path)
+        state, arrays = self._get_state()
+        state = dict(state)
+        state["threshold_"] = self.threshold_
+        state["threshold_rule_"] = self.threshold_rule_
+        state["input_shape_"] = list(self.input_shape_)
+        state["n_features_in_"] = int(self.n_features_in_)
+        if hasattr(self, "feature_names_in_"):
+            state["feature_names_in_"] = [str(c) for c in self.feature_names_in_]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+            save_file(arrays, str(tmp / WEIGHTS_FILE))
+            digest = hashlib.sha256((tmp / WEIGHTS_FILE).read_bytes()).hexdigest()
+            config = {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "class": type(self).__name__,
+                "params": _jsonable_params(self.get_params(deep=False)),
+                "state": state,
+                "weights_sha256": digest,
+                "versions": versions(),
+            }
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str | None = None) -> BaseDetector:
+        """Load a model saved by :meth:`save`; raises :class:`ModelFileError` if it is damaged."""
+        config, arrays = read_model_dir(path)
+        klass = DETECTORS.get(config["class"])
+        if klass is None:
+            raise ModelFileError(f"{path}: unknown model class {config['class']!r}")
+        if not issubclass(klass, cls):
+            raise ModelFileError(
+                f"{path} holds a {config['class']} model, not a {cls.__name__}; use anoean.load"
+            )
+        params = dict(config["params"])
+        if device is not None and "device" in params:
+            params["device"] = device
+        try:
+            est = klass(**params)
+            state = config["state"]
+            est.threshold_ = float(state["threshold_"])
+            est.threshold_rule_ = str(state["threshold_rule_"])
+            est.offset_ = -est.threshold_
+            est.input_shape_ = tuple(int(s) for s in state["input_shape_"])
+            est.n_features_in_ = int(state["n_features_in_"])
+            if "feature_names_in_" in state:
+                est.feature_names_in_ = np.asarray(state["feature_names_in_"], dtype=object)
+            est._set_state(state, arrays)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{path}: model file is inconsistent: {exc}") from exc
+        return est
+
+
+def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, np.integer):
+            v = int(v)
+        elif isinstance(v, np.floating):
+            v = float(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        elif isinstance(v, (np.random.RandomState, np.random.Generator)):
+            v = None  # the drawn seed is kept in the state as seed_
+        try:
+            json.dumps(v)
+        except TypeError as exc:
+            raise ValueError(f"parameter {k}={v!r} cannot be saved as JSON") from exc
+        out[k] = v
+    return out
+
+
+def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read and verify a model directory without building the model."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    cfg_file, w_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+    for f in (cfg_file, w_file):
+        if not f.is_file():
+            raise ModelFileError(f"{path} is not a model directory: {f.name} is missing")
+    try:
+        config = json.loads(cfg_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{cfg_file} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{cfg_file} is not an anoean model config")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{cfg_file} has format_version {config.get('format_version')!r}; "
+            f"this anoean reads version {FORMAT_VERSION}"
+        )
+    for key in ("class", "params", "state", "weights_sha256"):
+        if key not in config:
+            raise ModelFileError(f"{cfg_file} lacks the key {key!r}")
+    data = w_file.read_bytes()
+    if hashlib.sha256(data).hexdigest() != config["weights_sha256"]:
+        raise ModelFileError(
+            f"{w_file} does not match the SHA-256 recorded in {CONFIG_FILE}: "
+            "the weights are damaged or were modified"
+        )
+    try:
+        arrays = load_file(str(w_file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{w_file} is not a readable safetensors file: {exc}") from exc
+    return config, arrays
+
+
+def load(path: str | os.PathLike[str], *, device: str | None = None) -> BaseDetector:
+    """Load any anoean detector saved with ``save``."""
+    return BaseDetector.load(path, device=device)

@@ -1,0 +1,5 @@
+"""Detectors implemented in anoean."""
+
+from .anoean import AnoEAN
+
+__all__ = ["AnoEAN"]

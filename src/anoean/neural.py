@@ -1,0 +1,142 @@
+"""What every neural detector shares on top of :class:`~anoean.base.BaseDetector`.
+
+* a stratified hold-out of validation data when none is given;
+* the input scaling layer, stored inside the encoder so that every inference path (torch,
+  ONNX, numpy) applies it identically;
+* batched, on-device inference with bounded memory;
+* seeding and device resolution at ``fit`` time (never in ``__init__``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import BaseDetector
+
+#: rows per inference batch: large enough for BLAS efficiency, small enough to bound memory
+INFERENCE_BATCH = 32768
+
+
+def holdout_split(
+    y: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of row indices into (train, validation).
+
+    Each class contributes ``round(fraction * n_class)`` rows to validation, with at least one
+    normal row on each side. Anomalies go to validation only when there are at least two, so
+    that training always keeps some. Indices are returned sorted.
+    """
+    n_normal = int((y == 0).sum())
+    if n_normal < 2:
+        raise ValueError(
+            f"n_samples={y.shape[0]} with {n_normal} normal row(s): at least 2 normal rows are "
+            "needed to hold out validation data (or pass X_val and y_val)"
+        )
+    train_parts, val_parts = [], []
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        if idx.size == 0:
+            continue
+        idx = rng.permutation(idx)
+        k = int(round(fraction * idx.size))
+        if cls == 0:
+            k = min(max(k, 1), idx.size - 1)
+        elif idx.size < 2:
+            k = 0
+        else:
+            k = min(max(k, 1), idx.size - 1)
+        val_parts.append(idx[:k])
+        train_parts.append(idx[k:])
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(val_parts))
+
+
+class Standardize(nn.Module):
+    """``(x - shift) / scale`` with fitted buffers: part of the encoder, so it is exported."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(shape))
+        self.register_buffer("scale", torch.ones(shape))
+
+    def set(self, shift: np.ndarray, scale: np.ndarray) -> None:
+        self.shift.copy_(torch.as_tensor(shift, dtype=self.shift.dtype))
+        self.scale.copy_(torch.as_tensor(scale, dtype=self.scale.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.shift) / self.scale
+
+
+def scaling_stats(X: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature shift and scale for ``kind`` in {"standard", "minmax", "none"}.
+
+    Constant features get scale 1 (they carry no information, and dividing by ~0 would turn
+    round-off into huge values at scoring time).
+    """
+    shape = X.shape[1:]
+    if kind == "none":
+        return np.zeros(shape, np.float32), np.ones(shape, np.float32)
+    X64 = X.astype(np.float64, copy=False)
+    if kind == "standard":
+        shift, scale = X64.mean(axis=0), X64.std(axis=0)
+    elif kind == "minmax":
+        shift = X64.min(axis=0)
+        scale = X64.max(axis=0) - shift
+    else:
+        raise ValueError(f"scaling must be 'auto', 'standard', 'minmax' or 'none'; got {kind!r}")
+    scale = np.where(scale > 1e-8, scale, 1.0)
+    return shift.astype(np.float32), scale.astype(np.float32)
+
+
+class NeuralDetector(BaseDetector):
+    """Base for torch detectors: device, seeding and batched inference helpers."""
+
+    __abstract__ = True
+
+    def _resolve_scaling(self) -> str:
+        scaling = getattr(self, "scaling", "auto")
+        if scaling == "auto":
+            return "none" if len(self.input_shape_) > 1 else "standard"
+        return scaling
+
+    @torch.no_grad()
+    def _batched(
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        X: np.ndarray,
+        out_shape: tuple[int, ...] = (),
+        batch: int = INFERENCE_BATCH,
+    ) -> np.ndarray:
+        """Apply ``fn`` to X in batches on ``self.device_``; results land in one numpy array."""
+        out = np.empty((X.shape[0], *out_shape), dtype=np.float32)
+        dev = self.device_
+        with torch.inference_mode():
+            for s in range(0, X.shape[0], batch):
+                xb = torch.from_numpy(np.ascontiguousarray(X[s : s + batch])).to(dev)
+                out[s : s + batch] = fn(xb).float().cpu().numpy()
+        return out
+
+    def _module_arrays(self, prefix: str, module: nn.Module) -> dict[str, np.ndarray]:
+        return {
+            f"{prefix}.{k}": v.detach().cpu().numpy() for k, v in module.state_dict().items()
+        }
+
+    @staticmethod
+    def _load_module(module: nn.Module, prefix: str, arrays: dict[str, Any]) -> None:
+        state = {
+            k[len(prefix) + 1 :]: torch.from_numpy(np.array(v))
+            for k, v in arrays.items()
+            if k.startswith(prefix + ".")
+        }
+        missing = set(module.state_dict()) - set(state)
+        unexpected = set(state) - set(module.state_dict())
+        if missing or unexpected:
+            raise ValueError(
+                f"weights for {prefix!r} do not match the architecture: "
+                f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+            )
+        module.load_state_dict(state, strict=True)
