@@ -1,0 +1,189 @@
+"""What OCSVM and SVM share: input scaling, the RBF gamma, and a pickle-free scorer.
+
+A fitted RBF SVM (one-class or two-class) is the expansion
+
+    f(x) = sum_i c_i * exp(-gamma * ||x - s_i||^2) + b
+
+over its support vectors s_i. libsvm fits it (through scikit-learn); we then keep only the
+arrays (support vectors, dual coefficients c, intercept b, gamma, and the input scaling) and
+evaluate f with vectorised numpy in float64, in row chunks that bound memory. The model file
+is therefore plain arrays in safetensors, and scoring needs neither libsvm nor pickle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import abstractmethod
+from numbers import Real
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._utils import make_generators, resolve_seed
+from ..base import BaseDetector
+from ..neural import holdout_split, scaling_stats
+
+logger = logging.getLogger("anoean")
+
+#: budget for one chunk's kernel matrix (rows x support vectors, float64)
+KERNEL_CHUNK_BYTES = 64 * 2**20
+
+
+def rbf_expansion(
+    X: np.ndarray, sv: np.ndarray, coef: np.ndarray, intercept: float, gamma: float
+) -> np.ndarray:
+    """``f(x) = coef . exp(-gamma ||x - sv||^2) + intercept`` for every row of X (float64).
+
+    Squared distances come from ``||x||^2 + ||s||^2 - 2 x.s`` (one matrix product per chunk),
+    clipped at 0 against round-off.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    sv = np.asarray(sv, dtype=np.float64)
+    coef = np.asarray(coef, dtype=np.float64)
+    out = np.empty(X.shape[0], dtype=np.float64)
+    if sv.shape[0] == 0:
+        out.fill(intercept)
+        return out
+    sv_sq = np.einsum("ij,ij->i", sv, sv)
+    step = max(1, KERNEL_CHUNK_BYTES // (8 * sv.shape[0]))
+    for s in range(0, X.shape[0], step):
+        xb = X[s : s + step]
+        d2 = np.einsum("ij,ij->i", xb, xb)[:, None] + sv_sq[None, :] - 2.0 * (xb @ sv.T)
+        np.maximum(d2, 0.0, out=d2)
+        out[s : s + step] = np.exp(-gamma * d2) @ coef + intercept
+    return out
+
+
+class KernelDetector(BaseDetector):
+    """Base of the RBF-kernel baselines (not a detector by itself)."""
+
+    __abstract__ = True
+
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseDetector._parameter_constraints,
+        "gamma": [StrOptions({"scale", "auto"}), Interval(Real, 0, None, closed="neither")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
+        "cache_size": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
+    def _accepts_images(self) -> bool:
+        # images are flattened: an RBF kernel only sees a vector of pixels
+        return True
+
+    @staticmethod
+    def _flat(X: np.ndarray) -> np.ndarray:
+        return X.reshape(X.shape[0], -1)
+
+    def _resolve_gamma(self, Xs: np.ndarray) -> float:
+        """Numeric gamma from "scale" (1 / (p var(X))), "auto" (1 / p) or a number."""
+        p = Xs.shape[1]
+        if self.gamma == "scale":
+            var = float(Xs.astype(np.float64).var())
+            return 1.0 / (p * var) if var > 0 else 1.0
+        if self.gamma == "auto":
+            return 1.0 / p
+        return float(self.gamma)
+
+    def _split(
+        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self.seed_ = resolve_seed(self.random_state)
+        if X_val is None:
+            rng, _ = make_generators(self.seed_)
+            tr, va = holdout_split(y, self.validation_fraction, rng)
+            return X[tr], y[tr], X[va], y[va]
+        assert y_val is not None
+        return X, y, X_val, y_val
+
+    def _set_scaling(self, X_fit: np.ndarray) -> np.ndarray:
+        kind = self.scaling
+        if kind == "auto":  # as AnoEAN: standardise tables, leave image pixels as they are
+            kind = "none" if len(self.input_shape_) > 1 else "standard"
+        shift, scale = scaling_stats(self._flat(X_fit), kind)
+        self.shift_, self.scale_ = shift.astype(np.float64), scale.astype(np.float64)
+        return self._transform(X_fit)
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return (self._flat(X).astype(np.float64) - self.shift_) / self.scale_
+
+    def _store(self, model: Any, gamma: float) -> None:
+        """Keep libsvm's solution as plain arrays (the sklearn object is not kept)."""
+        self.support_vectors_ = np.asarray(model.support_vectors_, dtype=np.float64)
+        self.dual_coef_ = np.asarray(model.dual_coef_, dtype=np.float64).ravel()
+        self.intercept_ = float(np.asarray(model.intercept_).ravel()[0])
+        self.gamma_ = float(gamma)
+        self.n_support_ = int(self.support_vectors_.shape[0])
+
+    def _decision(self, X: np.ndarray) -> np.ndarray:
+        return rbf_expansion(
+            self._transform(X), self.support_vectors_, self.dual_coef_, self.intercept_,
+            self.gamma_,
+        )
+
+    @abstractmethod
+    def _fit_svm(self, Xs: np.ndarray, y: np.ndarray, gamma: float) -> Any:
+        """Fit libsvm on scaled rows; return the scikit-learn model."""
+
+    @abstractmethod
+    def _rows_to_fit(self, y: np.ndarray) -> np.ndarray:
+        """Boolean mask of the training rows the SVM is fitted on."""
+
+    def _fit(
+        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        t0 = time.perf_counter()
+        X_all = X
+        X, y, X_val, y_val = self._split(X, y, X_val, y_val)
+        rows = self._rows_to_fit(y)
+        Xs = self._set_scaling(X[rows])
+        gamma = self._resolve_gamma(Xs)
+        model = self._fit_svm(Xs, y[rows], gamma)
+        self._store(model, gamma)
+        self.fit_time_ = time.perf_counter() - t0
+        logger.debug("%s: %d support vectors", type(self).__name__, self.n_support_)
+        return self._anomaly_score(X_val)[y_val == 0], self._anomaly_score(X_all)
+
+    # ------------------------------------------------------------- persistence
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        state = {
+            "seed_": self.seed_,
+            "intercept_": self.intercept_,
+            "gamma_": self.gamma_,
+            "fit_time_": self.fit_time_,
+        }
+        arrays = {
+            "support_vectors": self.support_vectors_,
+            "dual_coef": self.dual_coef_,
+            "shift": self.shift_,
+            "scale": self.scale_,
+        }
+        return state, arrays
+
+    def _set_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        sv = np.asarray(arrays["support_vectors"], dtype=np.float64)
+        coef = np.asarray(arrays["dual_coef"], dtype=np.float64)
+        shift = np.asarray(arrays["shift"], dtype=np.float64)
+        scale = np.asarray(arrays["scale"], dtype=np.float64)
+        p = int(np.prod(self.input_shape_))
+        if sv.ndim != 2 or sv.shape[1] != p:
+            raise ValueError(f"support vectors have shape {sv.shape}; expected (n, {p})")
+        if coef.shape != (sv.shape[0],):
+            raise ValueError(f"dual coefficients have shape {coef.shape}; expected ({sv.shape[0]},)")
+        if shift.shape != (p,) or scale.shape != (p,):
+            raise ValueError(f"scaling arrays do not have {p} features")
+        if not (np.all(np.isfinite(sv)) and np.all(np.isfinite(coef)) and np.all(scale > 0)):
+            raise ValueError("support vectors, coefficients or scales are not finite/positive")
+        gamma = float(state["gamma_"])
+        if not gamma > 0:
+            raise ValueError(f"gamma_ must be positive; got {gamma}")
+        self.support_vectors_, self.dual_coef_ = sv, coef
+        self.shift_, self.scale_ = shift, scale
+        self.intercept_ = float(state["intercept_"])
+        self.gamma_ = gamma
+        self.n_support_ = int(sv.shape[0])
+        self.seed_ = int(state["seed_"])
+        self.fit_time_ = float(state["fit_time_"])
