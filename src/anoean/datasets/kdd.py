@@ -69,7 +69,7 @@ def attack_family(attacks: np.ndarray | list[str]) -> np.ndarray:
     arr = np.asarray(attacks, dtype=str)
     uniq, inv = np.unique(arr, return_inverse=True)
     fam = []
-    for name in uniq:
+    for name in map(str, uniq):
         key = name[:-1] if name.endswith(".") else name
         if key not in ATTACK_TO_FAMILY:
             raise ValueError(f"unknown attack name {name!r}; known: {sorted(ATTACK_TO_FAMILY)}")
