@@ -232,22 +232,28 @@ def fetch(
         folder = home / spec.folder
         urls = spec.urls if base_url is None else _mirror_urls(spec, base_url)
         errors: list[str] = []
+        created = not folder.exists()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             failures[spec.name] = [f"cannot create {folder}: {exc}"]
             continue
-        for url in urls:
-            try:
-                found[spec.name] = _download(url, spec, folder, timeout)
-                break
-            except ChecksumError:
-                raise  # wrong bytes are a red flag: never quietly try the next mirror
-            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-                logger.warning("could not download %s from %s: %s", spec.name, url, exc)
-                errors.append(f"{url}: {exc}")
-        else:
-            failures[spec.name] = errors
+        try:
+            for url in urls:
+                try:
+                    found[spec.name] = _download(url, spec, folder, timeout)
+                    break
+                except ChecksumError:
+                    raise  # wrong bytes are a red flag: never quietly try the next mirror
+                except (urllib.error.URLError, http.client.HTTPException, OSError,
+                        ValueError) as exc:
+                    logger.warning("could not download %s from %s: %s", spec.name, url, exc)
+                    errors.append(f"{url}: {exc}")
+            else:
+                failures[spec.name] = errors
+        finally:
+            if created and spec.name not in found and not any(folder.iterdir()):
+                folder.rmdir()  # leave the data home as it was
     still_missing = [s for s in missing if s.name not in found]
     if still_missing:
         raise DatasetNotFoundError(_missing_message(still_missing, home, download, base_url,
