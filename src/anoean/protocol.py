@@ -291,8 +291,8 @@ def _choose(rng: np.random.Generator, candidates: Sequence[Any], explicit: Any, 
         chosen = list(explicit) if not isinstance(explicit, str) else [explicit]
         bad = [x for x in chosen if x not in candidates]
         if bad or not chosen or len(set(chosen)) != len(chosen):
-            raise ValueError(f"seen {what}s {chosen!r} must be distinct, non-empty, and among "
-                             f"the anomaly {what}s {list(candidates)}")
+            raise ValueError(f"seen {what} {chosen!r} must be distinct, non-empty, and "
+                             f"among the anomaly {what} {list(candidates)}")
         return tuple(sorted(chosen, key=list(candidates).index))
     if not 1 <= n <= len(candidates):
         raise ValueError(f"n_seen must be between 1 and {len(candidates)}, got {n}")
@@ -319,7 +319,7 @@ def _mnist_split(name: str, seed: int, opts: dict[str, Any], train: MNISTData,
     opts["normal"] = list(normal)
     anomaly_digits = tuple(d for d in range(10) if d not in normal)
     rng = np.random.default_rng(seed)
-    seen = _choose(rng, anomaly_digits, opts["seen_digits"], int(opts["n_seen"]), "digit")
+    seen = _choose(rng, anomaly_digits, opts["seen_digits"], int(opts["n_seen"]), "digits")
     digits = np.r_[train.digits, test.digits].astype(np.int64)
     n_file = len(train)
     in_train_file = np.arange(digits.size) < n_file
@@ -353,7 +353,7 @@ def _kdd_split(name: str, seed: int, opts: dict[str, Any], train: KDDData,
     rng = np.random.default_rng(seed)
     if opts["seen_families"] is not None:
         opts["seen_families"] = list(opts["seen_families"])
-    seen = _choose(rng, ATTACK_FAMILIES, opts["seen_families"], int(opts["n_seen"]), "family")
+    seen = _choose(rng, ATTACK_FAMILIES, opts["seen_families"], int(opts["n_seen"]), "families")
     sources = [train, test] if official and test is not None else [train]
     attack = np.concatenate([d.attack for d in sources])
     family = np.concatenate([d.family for d in sources])
