@@ -46,6 +46,7 @@ __all__ = ["TabularPreprocessor", "as_table"]
 
 _FORMAT = "anoean.TabularPreprocessor"
 _VERSION = 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def as_table(table: Any) -> pa.Table:
@@ -345,9 +346,18 @@ class TabularPreprocessor:
             x = _numeric_values(tab.column(c), c)
             if self.scaling == "minmax":
                 x = (x - self.data_min_[j]) * self._scale[j]
+            big = np.abs(x) > _FLOAT32_MAX
+            if big.any():
+                row = _first_row(big)
+                raise ValueError(
+                    f"column {c!r}: value at row {row} is {x[row]:.6g} after scaling, beyond "
+                    "the float32 range of the output"
+                )
             out[:, j] = x
         offset = k
-        rows = np.arange(n)
+        # flat positions of each row's first cell: one-hot writes become 1-D scatters
+        row_start = np.arange(n, dtype=np.int64) * self.n_features_out_
+        flat = out.reshape(-1)
         for c in self.categorical_columns_:
             cats = self.categories_[c]
             strings = _category_strings(tab.column(c), c)
@@ -363,9 +373,9 @@ class TabularPreprocessor:
                         f"({int(unknown.sum())} unknown value(s) in all); known: {cats}"
                     )
                 known = ~unknown
-                out[rows[known], offset + codes[known]] = 1.0
+                flat[row_start[known] + offset + codes[known]] = 1.0
             else:
-                out[rows, offset + codes] = 1.0
+                flat[row_start + offset + codes] = 1.0
             offset += len(cats)
         return out
 
