@@ -240,6 +240,16 @@ def test_truncated_gzip_names_file_and_line(tmp_path):
         load_nsl_kdd(data_home=tmp_path, download=False)
 
 
+def test_corrupt_gzip_names_the_file(tmp_path):
+    many = [NSL_LINE.replace(",491,", f",{i},") for i in range(2000)]
+    path = _write_nsl(tmp_path, many, gz=True)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"KDDTrain\+\.txt\.gz: corrupt gzip data .* in line \d+"):
+        load_nsl_kdd(data_home=tmp_path, download=False)
+
+
 def test_wrong_number_of_fields_names_file_and_line(tmp_path):
     short = NSL_LINE.rsplit(",", 1)[0]  # difficulty missing
     _write_nsl(tmp_path, [NSL_LINE, NSL_LINE, short, NSL_LINE])

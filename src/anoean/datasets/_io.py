@@ -65,8 +65,10 @@ def read_bytes(path: Path) -> bytes:
     return b"".join(parts)
 
 
-def _line_of_end(parts: list[bytes]) -> int:
-    return sum(p.count(b"\n") for p in parts) + 1
+def _line_of_end(parts: list[bytes]) -> str:
+    """Where the good data ends: a line for text, with the byte offset for binary files."""
+    lines = sum(p.count(b"\n") for p in parts) + 1
+    return f"{lines} (byte {sum(len(p) for p in parts):,})"
 
 
 def read_csv(
