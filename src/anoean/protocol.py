@@ -258,7 +258,8 @@ def _draw_three(rng: np.random.Generator, available: np.ndarray, is_normal: np.n
     / ``val_from`` when given (e.g. the official test file).
     """
     n_tr, n_tr_an, n_te, n_te_an, n_va, n_va_an = _counts(opts)
-    hint = "Lower n_train_normal, n_test or n_val (see docs/protocol.md)."
+    hint = ("Lower n_train_normal, train_anomaly_ratio, n_test or n_val, or choose other "
+            "seen classes (see docs/protocol.md).")
     everywhere = np.ones_like(is_normal)
     te_ok = everywhere if test_from is None else test_from
     va_ok = everywhere if val_from is None else val_from
@@ -532,7 +533,8 @@ def make_split(name: str, *, seed: int, data_home: str | os.PathLike[str] | None
     """
     seed = _check_seed(seed)
     opts = _options(name, options)
-    test: Any = None
+    train: MNISTData | KDDData
+    test: MNISTData | KDDData | None = None
     if name.startswith("mnist"):
         train = load_mnist(data_home=data_home, subset="train")
         test = load_mnist(data_home=data_home, subset="test")
