@@ -54,7 +54,10 @@ def tabular_problem(seed: int = 0, p: int = 20) -> Problem:
 
 def image_problem(seed: int = 0) -> Problem:
     """scikit-learn's bundled 8x8 digits as (n, 1, 8, 8) images in [0, 1]: digit 0 is normal,
-    labelled anomalies are digits 1 and 7, validation and test hold every other digit."""
+    labelled anomalies are digits 1 and 7, validation and test hold every other digit.
+
+    Train: 100 normals + 10 labelled anomalies; validation: 30 + 10; test: 48 + 12.
+    """
     from sklearn.datasets import load_digits
 
     rng = np.random.default_rng(seed)
@@ -66,7 +69,7 @@ def image_problem(seed: int = 0) -> Problem:
     seen = rng.permutation(np.flatnonzero(np.isin(c, [1, 7])))
     tr_a = seen[:10]
     rest = rng.permutation(np.setdiff1d(np.flatnonzero(c != 0), tr_a))
-    va_a, te_a = rest[:10], rest[10 : 10 + te_n.size]
+    va_a, te_a = rest[:10], rest[10:22]
 
     def part(ni: np.ndarray, ai: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         idx = np.concatenate([ni, ai])
@@ -79,7 +82,7 @@ def image_problem(seed: int = 0) -> Problem:
 FAST_TABULAR: dict[str, dict[str, Any]] = {
     "OCSVM": {},
     "SVM": {},
-    "AnoGAN": {"lr": 1e-3, "max_epochs": 8, "patience": 4, "n_search_iter": 100},
+    "AnoGAN": {"lr": 1e-3, "max_epochs": 5, "patience": 3, "n_search_iter": 50},
     "EGBAD": {"lr": 1e-3, "max_epochs": 15, "patience": 5},
     "ALAD": {"lr": 1e-3, "max_epochs": 15, "patience": 5},
 }
@@ -88,11 +91,22 @@ FAST_IMAGE: dict[str, dict[str, Any]] = {
     "OCSVM": {},
     "SVM": {},
     "AnoGAN": {
-        "network": "conv", "lr": 2e-4, "max_epochs": 4, "latent_dim": 32, "batch_size": 32,
-        "n_search_iter": 50,
+        "network": "conv",
+        "lr": 2e-4,
+        "max_epochs": 3,
+        "latent_dim": 32,
+        "batch_size": 32,
+        "n_search_iter": 30,
     },
     "EGBAD": {"network": "conv", "lr": 2e-4, "max_epochs": 8, "latent_dim": 32, "batch_size": 32},
-    "ALAD": {"network": "conv", "lr": 2e-4, "max_epochs": 8, "latent_dim": 32, "batch_size": 32},
+    "ALAD": {
+        "network": "conv",
+        "lr": 1e-3,
+        "max_epochs": 10,
+        "patience": None,
+        "latent_dim": 32,
+        "batch_size": 32,
+    },
 }
 
 #: the smallest settings that exercise the whole code path (scikit-learn checks, I/O tests)

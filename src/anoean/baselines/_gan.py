@@ -267,7 +267,9 @@ class GANDetector(NeuralDetector):
                 # gradient is taken would change the weights E's backward pass goes through
                 for i, g in enumerate(gen_groups):
                     grads = torch.autograd.grad(
-                        losses[g], params[g], retain_graph=i < len(gen_groups) - 1,
+                        losses[g],
+                        params[g],
+                        retain_graph=i < len(gen_groups) - 1,
                         allow_unused=True,
                     )
                     for p, gr in zip(params[g], grads, strict=True):
@@ -320,7 +322,12 @@ class GANDetector(NeuralDetector):
         def evaluate() -> float | None:
             if not has_val_anomalies:
                 return None
-            return aucpr(y_val, self._scores_of_scaled(Xv))
+            scores = self._scores_of_scaled(Xv)
+            if not np.isfinite(scores).all():
+                # a diverged epoch ranks below every finite one and is never kept over them
+                logger.warning("%s: non-finite validation scores", type(self).__name__)
+                return 0.0
+            return aucpr(y_val, scores)
 
         set_dropout_generator(nets, train_gen)
         batches = _TailMergedBatches(int(Xn.shape[0]), 0, self.batch_size_, train_gen, dev)
@@ -343,7 +350,13 @@ class GANDetector(NeuralDetector):
         self.n_epochs_ = len(result.history)
         self.fit_time_ = time.perf_counter() - t_start
         val_scores = self._anomaly_score(X_val)
-        return val_scores[y_val == 0], self._anomaly_score(X_all)
+        all_scores = self._anomaly_score(X_all)
+        if not (np.isfinite(val_scores).all() and np.isfinite(all_scores).all()):
+            raise RuntimeError(
+                f"{type(self).__name__} training diverged: its anomaly scores are not finite "
+                f"(lr={self.lr}); try a smaller learning rate"
+            )
+        return val_scores[y_val == 0], all_scores
 
     # ------------------------------------------------------------- persistence
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -71,8 +71,20 @@ class KernelDetector(BaseDetector):
     }
 
     def _accepts_images(self) -> bool:
-        # images are flattened: an RBF kernel only sees a vector of pixels
-        return True
+        return bool(getattr(self, "_image_input", False))
+
+    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        # Tables take scikit-learn's full path (feature names, n_features_in_); image batches
+        # (n, H, W) / (n, C, H, W) are accepted too and flattened, as an RBF kernel only sees
+        # a vector of pixels. At fit time the input decides; afterwards the fitted shape does.
+        if reset:
+            # not np.ndim: it dispatches through __array_function__, which array-likes
+            # need not implement; ragged nested lists give 1 and take the table path
+            nd = X.ndim if hasattr(X, "ndim") else np.asarray(X, dtype=object).ndim
+            self._image_input = nd > 2
+        else:
+            self._image_input = len(self.input_shape_) > 1
+        return super()._validate_X(X, reset=reset)
 
     @staticmethod
     def _flat(X: np.ndarray) -> np.ndarray:
@@ -120,7 +132,10 @@ class KernelDetector(BaseDetector):
 
     def _decision(self, X: np.ndarray) -> np.ndarray:
         return rbf_expansion(
-            self._transform(X), self.support_vectors_, self.dual_coef_, self.intercept_,
+            self._transform(X),
+            self.support_vectors_,
+            self.dual_coef_,
+            self.intercept_,
             self.gamma_,
         )
 
@@ -172,7 +187,9 @@ class KernelDetector(BaseDetector):
         if sv.ndim != 2 or sv.shape[1] != p:
             raise ValueError(f"support vectors have shape {sv.shape}; expected (n, {p})")
         if coef.shape != (sv.shape[0],):
-            raise ValueError(f"dual coefficients have shape {coef.shape}; expected ({sv.shape[0]},)")
+            raise ValueError(
+                f"dual coefficients have shape {coef.shape}; expected ({sv.shape[0]},)"
+            )
         if shift.shape != (p,) or scale.shape != (p,):
             raise ValueError(f"scaling arrays do not have {p} features")
         if not (np.all(np.isfinite(sv)) and np.all(np.isfinite(coef)) and np.all(scale > 0)):

@@ -133,10 +133,18 @@ class AnoGAN(GANDetector):
         verbose: int = 0,
     ) -> None:
         super().__init__(
-            network=network, latent_dim=latent_dim, batch_size=batch_size, lr=lr,
-            max_epochs=max_epochs, patience=patience, validation_fraction=validation_fraction,
-            scaling=scaling, contamination=contamination,
-            target_false_alarm=target_false_alarm, random_state=random_state, device=device,
+            network=network,
+            latent_dim=latent_dim,
+            batch_size=batch_size,
+            lr=lr,
+            max_epochs=max_epochs,
+            patience=patience,
+            validation_fraction=validation_fraction,
+            scaling=scaling,
+            contamination=contamination,
+            target_false_alarm=target_false_alarm,
+            random_state=random_state,
+            device=device,
             verbose=verbose,
         )
         self.feature_weight = feature_weight

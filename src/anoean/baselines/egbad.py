@@ -25,8 +25,14 @@ from torch import nn
 
 from ..losses import neg_log_1m_d, neg_log_d
 from ._gan import GANDetector
-from .nets import ConvEncoder, ConvGenerator, ConvJointDiscriminator, MLPEncoder, MLPGenerator
-from .nets import MLPJointDiscriminator
+from .nets import (
+    ConvEncoder,
+    ConvGenerator,
+    ConvJointDiscriminator,
+    MLPEncoder,
+    MLPGenerator,
+    MLPJointDiscriminator,
+)
 
 
 class EGBAD(GANDetector):
@@ -101,10 +107,18 @@ class EGBAD(GANDetector):
         verbose: int = 0,
     ) -> None:
         super().__init__(
-            network=network, latent_dim=latent_dim, batch_size=batch_size, lr=lr,
-            max_epochs=max_epochs, patience=patience, validation_fraction=validation_fraction,
-            scaling=scaling, contamination=contamination,
-            target_false_alarm=target_false_alarm, random_state=random_state, device=device,
+            network=network,
+            latent_dim=latent_dim,
+            batch_size=batch_size,
+            lr=lr,
+            max_epochs=max_epochs,
+            patience=patience,
+            validation_fraction=validation_fraction,
+            scaling=scaling,
+            contamination=contamination,
+            target_false_alarm=target_false_alarm,
+            random_state=random_state,
+            device=device,
             verbose=verbose,
         )
         self.alpha = alpha

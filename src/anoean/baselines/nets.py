@@ -113,7 +113,10 @@ class MLPGenerator(nn.Sequential):
 
     def __init__(self, latent_dim: int, n_features: int) -> None:
         super().__init__(
-            nn.Linear(latent_dim, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(),
+            nn.Linear(latent_dim, 64),
+            nn.ReLU(),
+            nn.Linear(64, 128),
+            nn.ReLU(),
             nn.Linear(128, n_features),
         )
 
@@ -152,8 +155,14 @@ class MLPJointDiscriminator(nn.Module):
     """
 
     def __init__(
-        self, n_features: int, latent_dim: int, *, slope: float, x_batch_norm: bool,
-        x_dropout: float, dropout: float,
+        self,
+        n_features: int,
+        latent_dim: int,
+        *,
+        slope: float,
+        x_batch_norm: bool,
+        x_dropout: float,
+        dropout: float,
     ) -> None:
         super().__init__()
         x_layers: list[nn.Module] = [nn.Linear(n_features, 128)]
@@ -213,13 +222,19 @@ class ConvGenerator(nn.Module):
         self.out_shape = (c, h, w)
         self.h0, self.w0 = math.ceil(h / 4), math.ceil(w / 4)
         self.fc = nn.Sequential(
-            nn.Linear(latent_dim, 1024), nn.BatchNorm1d(1024), nn.ReLU(),
-            nn.Linear(1024, 128 * self.h0 * self.w0), nn.BatchNorm1d(128 * self.h0 * self.w0),
+            nn.Linear(latent_dim, 1024),
+            nn.BatchNorm1d(1024),
+            nn.ReLU(),
+            nn.Linear(1024, 128 * self.h0 * self.w0),
+            nn.BatchNorm1d(128 * self.h0 * self.w0),
             nn.ReLU(),
         )
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.ConvTranspose2d(64, c, 4, 2, 1), nn.Tanh(),
+            nn.ConvTranspose2d(128, 64, 4, 2, 1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, c, 4, 2, 1),
+            nn.Tanh(),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -235,14 +250,21 @@ class ConvEncoder(nn.Module):
     ALAD applies spectral normalisation to its encoder convolutions (``spectral_norm=True``).
     """
 
-    def __init__(self, in_shape: Sequence[int], latent_dim: int, *, spectral_norm: bool = False) -> None:
+    def __init__(
+        self, in_shape: Sequence[int], latent_dim: int, *, spectral_norm: bool = False
+    ) -> None:
         super().__init__()
         c, h, w = (int(s) for s in in_shape)
         sn = spectral_norm
         self.features = nn.Sequential(
-            _conv(c, 32, 3, 1, sn), nn.LeakyReLU(0.1),
-            _conv(32, 64, 3, 2, sn), nn.BatchNorm2d(64), nn.LeakyReLU(0.1),
-            _conv(64, 128, 3, 2, sn), nn.BatchNorm2d(128), nn.LeakyReLU(0.1),
+            _conv(c, 32, 3, 1, sn),
+            nn.LeakyReLU(0.1),
+            _conv(32, 64, 3, 2, sn),
+            nn.BatchNorm2d(64),
+            nn.LeakyReLU(0.1),
+            _conv(64, 128, 3, 2, sn),
+            nn.BatchNorm2d(128),
+            nn.LeakyReLU(0.1),
         )
         oh, ow = _out_size(_out_size(h, 3, 2), 3, 2), _out_size(_out_size(w, 3, 2), 3, 2)
         self.head = nn.Linear(128 * oh * ow, latent_dim)
@@ -289,12 +311,16 @@ class ConvJointDiscriminator(nn.Module):
     """EGBAD's MNIST D(x, z): image path with dropout 0.5, z -> 512, concat -> 1024
     (features) -> 1. ALAD's Dxz uses it with spectral normalisation on every hidden layer."""
 
-    def __init__(self, in_shape: Sequence[int], latent_dim: int, *, spectral_norm: bool = False) -> None:
+    def __init__(
+        self, in_shape: Sequence[int], latent_dim: int, *, spectral_norm: bool = False
+    ) -> None:
         super().__init__()
         c, h, w = (int(s) for s in in_shape)
         sn = spectral_norm
         self.x_path = _x_conv_path(c, dropout=0.5, spectral_norm=sn)
-        self.z_path = nn.Sequential(_linear(latent_dim, 512, sn), nn.LeakyReLU(0.1), SeededDropout(0.5))
+        self.z_path = nn.Sequential(
+            _linear(latent_dim, 512, sn), nn.LeakyReLU(0.1), SeededDropout(0.5)
+        )
         self.joint = nn.Sequential(
             _linear(_x_conv_flat(h, w) + 512, 1024, sn), nn.LeakyReLU(0.1), SeededDropout(0.5)
         )
@@ -318,8 +344,12 @@ class ConvPairDiscriminator(nn.Module):
         super().__init__()
         c, h, w = (int(s) for s in in_shape)
         self.features = nn.Sequential(
-            _conv(2 * c, 64, 5, 2, True), nn.LeakyReLU(0.2), SeededDropout(0.2),
-            _conv(64, 128, 5, 2, True), nn.LeakyReLU(0.2), SeededDropout(0.2),
+            _conv(2 * c, 64, 5, 2, True),
+            nn.LeakyReLU(0.2),
+            SeededDropout(0.2),
+            _conv(64, 128, 5, 2, True),
+            nn.LeakyReLU(0.2),
+            SeededDropout(0.2),
         )
         oh, ow = _out_size(_out_size(h, 5, 2), 5, 2), _out_size(_out_size(w, 5, 2), 5, 2)
         self.head = nn.Linear(128 * oh * ow, 1)

@@ -95,9 +95,9 @@ class OCSVM(KernelDetector):
     def _fit_svm(self, Xs: np.ndarray, y: np.ndarray, gamma: float) -> Any:
         from sklearn.svm import OneClassSVM
 
-        return OneClassSVM(
-            kernel="rbf", nu=self.nu, gamma=gamma, cache_size=self.cache_size
-        ).fit(Xs)
+        return OneClassSVM(kernel="rbf", nu=self.nu, gamma=gamma, cache_size=self.cache_size).fit(
+            Xs
+        )
 
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return -self._decision(X)

@@ -101,7 +101,10 @@ class SVM(KernelDetector):
         from sklearn.svm import SVC
 
         return SVC(
-            kernel="rbf", C=self.C, gamma=gamma, class_weight="balanced",
+            kernel="rbf",
+            C=self.C,
+            gamma=gamma,
+            class_weight="balanced",
             cache_size=self.cache_size,
         ).fit(Xs, y)
 
