@@ -311,7 +311,9 @@ class GANDetector(NeuralDetector):
             )
 
         nets = self._build_nets(init_gen)
-        nets["scaler"].set(*self._scaling_stats(X_normal))
+        scaler = nets["scaler"]
+        assert isinstance(scaler, Standardize)
+        scaler.set(*self._scaling_stats(X_normal))
         dev = self.device_
         with torch.no_grad():
             Xn = nets["scaler"](torch.from_numpy(X_normal).to(dev))
@@ -350,7 +352,12 @@ class GANDetector(NeuralDetector):
         self.n_epochs_ = len(result.history)
         self.fit_time_ = time.perf_counter() - t_start
         val_scores = self._anomaly_score(X_val)
-        all_scores = self._anomaly_score(X_all)
+        # scores of the training rows only serve the contamination threshold; AnoGAN's latent
+        # search makes them expensive, so they are computed only when needed
+        if self.contamination is not None:
+            all_scores = self._anomaly_score(X_all)
+        else:
+            all_scores = np.empty(0, dtype=np.float32)
         if not (np.isfinite(val_scores).all() and np.isfinite(all_scores).all()):
             raise RuntimeError(
                 f"{type(self).__name__} training diverged: its anomaly scores are not finite "

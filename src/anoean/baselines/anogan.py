@@ -163,7 +163,7 @@ class AnoGAN(GANDetector):
         nets = super()._build_nets(generator)
         with torch.no_grad():
             # the original initialises z with tf.truncated_normal_initializer: N(0, 1) cut at 2 sd
-            nn.init.trunc_normal_(nets["z_start"].z, generator=generator)
+            nn.init.trunc_normal_(_start(nets), generator=generator)
         return nets
 
     # ------------------------------------------------------------------ losses
@@ -216,7 +216,7 @@ class AnoGAN(GANDetector):
                 x = x.clone()  # a normal tensor, in case the caller made it in inference mode
                 with torch.no_grad():
                     _, f_x = D(x)
-                z = self.nets_["z_start"].z.detach().expand(x.shape[0], -1).clone()
+                z = _start(self.nets_).detach().expand(x.shape[0], -1).clone()
                 z.requires_grad_(True)
                 n_iter = self.n_search_iter
                 opt = torch.optim.Adam([z], lr=SEARCH_LRS[0])
@@ -246,8 +246,13 @@ class _LatentStart(nn.Module):
         super().__init__()
         self.register_buffer("z", torch.zeros(latent_dim))
 
-    def forward(self) -> torch.Tensor:  # pragma: no cover - a holder, not a layer
-        return self.z
+    z: torch.Tensor
+
+
+def _start(nets: nn.ModuleDict) -> torch.Tensor:
+    holder = nets["z_start"]
+    assert isinstance(holder, _LatentStart)
+    return holder.z
 
 
 __all__ = ["AnoGAN"]
