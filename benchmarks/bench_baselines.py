@@ -107,8 +107,8 @@ def run_split(name: str, split: Any, epochs: int, anogan_rows: int) -> dict[str,
             rec["epochs_run"] = len(hist)
             batch = getattr(model, "batch_size_", None) or model.batch_size
             rec["batch_size"] = int(batch)
-            # steps per epoch: one per batch of training normals (a one-row tail is merged)
-            rec["steps_per_epoch"] = max(1, out["n_train_normal"] // int(batch))
+            # steps per epoch: one per batch of training normals (ceil; exact here)
+            rec["steps_per_epoch"] = max(1, -(-out["n_train_normal"] // int(batch)))
             rec["train_step_ms"] = 1000 * rec["train_epoch_s"] / rec["steps_per_epoch"]
         X_test, y_test = split.X_test, split.y_test
         repeats = 3
@@ -147,6 +147,10 @@ def _short(rec: dict[str, Any]) -> dict[str, Any]:
     return {
         k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if k != "params"
     }
+
+
+def _rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.2g}"
 
 
 def warm_up() -> None:
@@ -201,7 +205,7 @@ def render(
                 ep = "n/a | n/a (libsvm) | n/a"
             lines.append(
                 f"| {m} | {ep} | {r['fit_s']:.2f} | {r['score_rows']} | "
-                f"{r['score_rows_per_s']:,.0f} | {r['test_aucpr_sanity']:.3f} |"
+                f"{_rate(r['score_rows_per_s'])} | {r['test_aucpr_sanity']:.3f} |"
             )
         ref = res["methods"].get("AnoEAN")
         if ref:
@@ -242,7 +246,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None, help="markdown report")
     ap.add_argument("--json", default=None, help="raw results")
+    ap.add_argument("--from-json", default=None, help="only re-render a saved --json file")
     args = ap.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            saved = json.load(f)
+        text = render(saved["results"], saved["missing"], args, saved["env"])
+        print(text)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text)
+        return
 
     import torch
 
