@@ -142,6 +142,21 @@ def _conv_graph_bytes(path: str | os.PathLike[str], metadata: dict[str, str]) ->
     return model.SerializeToString()
 
 
+def _feature_names(model_dir: Path, state: dict[str, Any]) -> list[str] | None:
+    """Names of the graph's inputs: from the model's preprocessing when it has one."""
+    pre = model_dir / "preprocessing.json"
+    if pre.is_file():
+        try:
+            names = json.loads(pre.read_text(encoding="utf-8")).get("feature_names_out")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            names = None  # verified when the pipeline is loaded; names are only metadata
+        if isinstance(names, list):
+            return [str(n) for n in names]
+    if "feature_names_in_" in state:
+        return [str(n) for n in state["feature_names_in_"]]
+    return None
+
+
 def export_onnx(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """Write the ONNX graph of a saved AnoEAN model to ``out`` (atomically).
 
@@ -174,8 +189,9 @@ def export_onnx(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) 
         "threshold_rule": str(state.get("threshold_rule_", "")),
         "input": "preprocessed feature vectors, float32 [n, p]",
     }
-    if "feature_names_in_" in state:
-        metadata["feature_names"] = json.dumps(state["feature_names_in_"])
+    names = _feature_names(Path(model_dir), state)
+    if names is not None:
+        metadata["feature_names"] = json.dumps(names)
     if config["params"].get("encoder", "mlp") == "mlp":
         scorer = NumpyScorer.from_arrays(config, arrays, source=str(model_dir))
         data = mlp_graph(scorer, metadata=metadata).SerializeToString()
