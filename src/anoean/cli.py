@@ -351,7 +351,13 @@ def score(
     click.echo(
         f"scored {res.rows} rows in {res.seconds:.2f} s ({rate:,.0f} rows/s): {res.alarms} "
         f"alarm(s) at threshold {pipe.threshold:.4g}"
-        + (f", {res.unscored} row(s) not scored (see score_error)" if res.unscored else "")
+        + (
+            f", {res.unscored} row(s) not scored (null score, reason in score_error): "
+            + ", ".join(f"row {r}" for r in res.unscored_rows[:10])
+            + (" ..." if res.unscored > 10 else "")
+            if res.unscored
+            else ""
+        )
         + f"; wrote {out}"
     )
 

@@ -140,9 +140,7 @@ def read_table(
         import pyarrow.csv as pacsv
 
         try:
-            table = pacsv.read_csv(
-                path, convert_options=pacsv.ConvertOptions(column_types=column_types or {})
-            )
+            table = pacsv.read_csv(path, convert_options=_convert_options(column_types or {}))
         except pa.ArrowInvalid as exc:
             raise _explain_csv_error(path, exc, column_types or {}) from exc
     else:
@@ -155,6 +153,16 @@ def read_table(
     if table.num_rows == 0:
         raise DataError(f"{path}: the file holds no data rows")
     return table
+
+
+def _convert_options(column_types: dict[str, pa.DataType]) -> Any:
+    """Only an empty field is missing: "NaN", "NA" or "null" stay what they say, so a NaN is
+    reported as a NaN and "NA" in a categorical column is a category, never a silent null."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.ConvertOptions(
+        column_types=column_types, null_values=[""], strings_can_be_null=False
+    )
 
 
 def _explain_csv_error(path: Path, exc: Exception, column_types: dict[str, Any]) -> DataError:
@@ -208,9 +216,7 @@ def iter_batches(
                 path,
                 # ~150 bytes per flow record: blocks of about batch_rows rows
                 read_options=pacsv.ReadOptions(block_size=max(1 << 20, 150 * batch_rows)),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={k: v for k, v in types.items() if k in header}
-                ),
+                convert_options=_convert_options({k: v for k, v in types.items() if k in header}),
             )
             for batch in reader:
                 n += batch.num_rows
