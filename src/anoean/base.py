@@ -35,8 +35,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import ClassifierTags
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._utils import versions
 
@@ -90,6 +91,10 @@ def check_finite(X: np.ndarray, name: str = "X", chunk: int = 1 << 16) -> None:
             raise ValueError(msg.replace(f"row {row}", f"row {start + row}", 1))
 
 
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def validate_labels(y: Any, n_samples: int, name: str = "y") -> np.ndarray:
     """Check ``y`` holds 0 (normal) or 1 (known anomaly) for each of ``n_samples`` rows."""
     if y is None:
@@ -108,13 +113,13 @@ def validate_labels(y: Any, n_samples: int, name: str = "y") -> np.ndarray:
     except (TypeError, ValueError):
         bad = next(i for i, v in enumerate(y_arr) if str(v) not in ("0", "1"))
         raise ValueError(
-            f"{name} must hold 0 (normal) or 1 (anomaly); row {bad} has {y_arr[bad]!r}"
+            f"{name} must hold 0 (normal) or 1 (anomaly); row {bad} has {_py(y_arr[bad])!r}"
         ) from None
     ok = (y_num == 0) | (y_num == 1)
     if not ok.all():
         bad = int(np.flatnonzero(~ok)[0])
         raise ValueError(
-            f"{name} must hold 0 (normal) or 1 (anomaly); row {bad} has {y_arr[bad]!r}"
+            f"{name} must hold 0 (normal) or 1 (anomaly); row {bad} has {_py(y_arr[bad])!r}"
         )
     return y_num.astype(np.int64)
 
@@ -149,21 +154,28 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """
         allow_nd = self._accepts_images()
         try:
-            X = validate_data(
-                self,
-                X,
-                reset=reset,
-                dtype=[np.float32, np.float64],
-                ensure_all_finite=False,
-                allow_nd=allow_nd,
-                ensure_min_samples=1,
-            )
+            if allow_nd:
+                # images: n_features_in_ is not meaningful for (n, H, W) vs (n, 1, H, W);
+                # the full row shape is checked below instead
+                X = check_array(
+                    X, dtype=[np.float32, np.float64], ensure_all_finite=False, allow_nd=True
+                )
+            else:
+                X = validate_data(
+                    self,
+                    X,
+                    reset=reset,
+                    dtype=[np.float32, np.float64],
+                    ensure_all_finite=False,
+                )
         except ValueError as exc:
             text = str(exc)
             if "convert" in text or "could not" in text or "dtype" in text:
                 raise ValueError(_locate_non_numeric(X, "X")) from exc
             raise
         except TypeError as exc:
+            if "parse" in str(exc):  # sparse input: scikit-learn's own message says what to do
+                raise
             raise ValueError(_locate_non_numeric(X, "X")) from exc
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 3:
@@ -172,6 +184,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             raise ValueError(f"X must be 2-D (n, p) or an image batch; got shape {X.shape}")
         if reset:
             self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+            if allow_nd:
+                self.n_features_in_ = int(np.prod(self.input_shape_))
         elif tuple(X.shape[1:]) != tuple(self.input_shape_):
             raise ValueError(
                 f"X has rows of shape {tuple(X.shape[1:])}, but {type(self).__name__} was fitted "
@@ -185,6 +199,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         self._validate_params()
         X = self._validate_X(X, reset=True)
+        if X.shape[0] < 2:
+            raise ValueError(f"n_samples={X.shape[0]}: at least 2 samples are needed to fit")
         y = validate_labels(y, X.shape[0], "y")
         if (X_val is None) != (y_val is None) and X_val is None:
             raise ValueError("y_val was given without X_val")
@@ -238,7 +254,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """The anomaly score a(x): higher means more anomalous."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return self._anomaly_score(X)
+        return np.asarray(self._anomaly_score(X), dtype=np.float64)
 
     @abstractmethod
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray: ...
@@ -259,6 +275,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         tags.target_tags.required = False
+        # y is a binary label (1 = known anomaly): declaring binary classifier-style targets
+        # makes scikit-learn's common checks pass {0, 1} labels instead of multiclass ones.
+        tags.classifier_tags = ClassifierTags(multi_class=False)
         return tags
 
     # -------------------------------------------------------------- persistence

@@ -71,10 +71,11 @@ class EpochBatches:
         if k == 0:
             return self._a_perm[:0]
         if self._a_pos + k > self._a_perm.numel():
-            self._a_perm = torch.randperm(
-                self.n_anomaly, generator=self.generator, device=self.device
-            )
-            self._a_pos = 0
+            # keep the unused tail, then start a new shuffled cycle: every anomaly is used
+            # exactly once per cycle
+            tail = self._a_perm[self._a_pos :]
+            fresh = torch.randperm(self.n_anomaly, generator=self.generator, device=self.device)
+            self._a_perm, self._a_pos = torch.cat([tail, fresh]), 0
         out = self._a_perm[self._a_pos : self._a_pos + k]
         self._a_pos += k
         return out

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -73,7 +74,7 @@ class Discriminator(nn.Module):
         return self.body(z).squeeze(-1)
 
 
-class AnoEAN(NeuralDetector):
+class AnoEAN(TransformerMixin, NeuralDetector):
     """Semi-supervised anomaly detector with an Encoding Adversarial Network.
 
     Parameters
@@ -207,6 +208,11 @@ class AnoEAN(NeuralDetector):
     def _accepts_images(self) -> bool:
         return self.encoder == "conv"
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the encoder runs in float32
+        return tags
+
     def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
         X = super()._validate_X(X, reset=reset)
         if self.encoder == "mlp" and X.ndim != 2:
@@ -249,7 +255,6 @@ class AnoEAN(NeuralDetector):
         Xn = torch.from_numpy(X[y == 0]).to(dev)
         Xa = torch.from_numpy(X[y == 1]).to(dev)
         Xv = torch.from_numpy(X_val).to(dev)
-        val_normal = torch.from_numpy(y_val == 0).to(dev)
         has_val_anomalies = bool((y_val == 1).any())
         opt_e = torch.optim.Adam(encoder.parameters(), lr=self.lr)
         opt_d = torch.optim.Adam(disc.parameters(), lr=self.lr)
@@ -282,19 +287,13 @@ class AnoEAN(NeuralDetector):
                 p.requires_grad_(True)
             return {"loss_d": loss_d.detach(), "loss_e": loss_e.detach()}
 
-        y_val_np = y_val
-
         @torch.no_grad()
         def evaluate() -> float | None:
             if not has_val_anomalies:
                 return None
-            codes = encoder(Xv)
-            normal_codes = codes[val_normal]
-            mu = normal_codes.mean(0)
-            cov = torch.cov(normal_codes.T.double()).reshape(self.latent_dim, self.latent_dim)
-            scorer = GaussianScorer.from_moments(mu.double().cpu().numpy(), cov.cpu().numpy())
-            scores = scorer.distance(codes.double().cpu().numpy())
-            return aucpr(y_val_np, scores)
+            codes = encoder(Xv).double().cpu().numpy()
+            scorer = GaussianScorer.fit(codes[y_val == 0])
+            return aucpr(y_val, scorer.distance(codes))
 
         batches = EpochBatches(
             int(Xn.shape[0]), int(Xa.shape[0]), self.batch_size, train_gen, dev

@@ -1,0 +1,211 @@
+"""Tables 1 and 2, Figures 2 and 3, and a report against the paper, from ``runs.jsonl``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .methods import DISPLAY
+from .reference import FIG3_CLAIM, paper_value
+
+logger = logging.getLogger("anoean")
+
+METRICS = ("aucpr", "best_f1", "false_alarm", "recall")
+HEAD = {"aucpr": "AUC-PR", "best_f1": "F1", "false_alarm": "FA", "recall": "R"}
+
+
+def _group(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(r["experiment"], r["case"], r["method"])].append(r)
+    return groups
+
+
+def _ms(values: list[float]) -> tuple[float, float]:
+    a = 100.0 * np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
+def _methods_in(records: list[dict[str, Any]]) -> list[str]:
+    present = {r["method"] for r in records}
+    return [m for m in DISPLAY if m in present]
+
+
+def kdd_table(records: list[dict[str, Any]], experiment: str) -> str:
+    """Markdown table: per method, mean ± std over seeds of each metric, beside the paper."""
+    recs = [r for r in records if r["experiment"] == experiment]
+    if not recs:
+        return f"_No runs for {experiment}._\n"
+    groups = _group(recs)
+    cols = " | ".join(f"{HEAD[m]} (ours)" + f" | {HEAD[m]} (paper)" for m in METRICS)
+    lines = [f"| method | seeds | {cols} | fit s |", "|---" * (3 + 2 * len(METRICS)) + "|"]
+    for m in _methods_in(recs):
+        rs = groups[(experiment, "all", m)]
+        cells = []
+        for k in METRICS:
+            mean, std = _ms([r["metrics"][k] for r in rs])
+            ref = paper_value(experiment, m, k)
+            cells.append(f"{mean:.1f} ± {std:.1f} | {'n/a' if ref is None else f'{ref:.1f}'}")
+        fit = np.mean([r["fit_s"] for r in rs])
+        lines.append(f"| {DISPLAY[m]} | {len(rs)} | {' | '.join(cells)} | {fit:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _case_matrix(records, experiment, key_of_case):  # type: ignore[no-untyped-def]
+    recs = [r for r in records if r["experiment"] == experiment]
+    cases = sorted({r["case"] for r in recs}, key=key_of_case)
+    methods = _methods_in(recs)
+    groups = _group(recs)
+    mean = np.full((len(cases), len(methods)), np.nan)
+    std = np.full_like(mean, np.nan)
+    for i, c in enumerate(cases):
+        for j, m in enumerate(methods):
+            rs = groups.get((experiment, c, m), [])
+            if rs:
+                mean[i, j], std[i, j] = _ms([r["metrics"]["aucpr"] for r in rs])
+    return cases, methods, mean, std
+
+
+def _num(case: str) -> int:
+    return int("".join(ch for ch in case if ch.isdigit()) or 0)
+
+
+def figure(records: list[dict[str, Any]], experiment: str, path: Path) -> Path | None:
+    """Figure 2 (grouped bars per digit) or Figure 3 (AUC-PR against n)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover
+        raise ImportError("figures need matplotlib: pip install 'anoean[plot]'") from exc
+    cases, methods, mean, std = _case_matrix(records, experiment, _num)
+    if not cases:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    if experiment == "mnist-1vall":
+        width = 0.8 / len(methods)
+        x = np.arange(len(cases))
+        for j, m in enumerate(methods):
+            ax.bar(x + j * width, mean[:, j], width, yerr=std[:, j], capsize=2, label=DISPLAY[m])
+        ax.set_xticks(x + 0.4 - width / 2, [str(_num(c)) for c in cases])
+        ax.set_xlabel("normal digit")
+        ax.set_title("MNIST, one digit normal vs all others (cf. the paper's Figure 2)")
+    else:
+        ns = [_num(c) for c in cases]
+        for j, m in enumerate(methods):
+            ax.errorbar(ns, mean[:, j], yerr=std[:, j], marker="o", capsize=3, label=DISPLAY[m])
+        ax.set_xticks(ns)
+        ax.set_xlabel("number n of normal digits")
+        ax.set_title("MNIST, n digits normal vs the others (cf. the paper's Figure 3)")
+    ax.set_ylabel("AUC-PR (%)")
+    ax.legend(ncol=min(6, len(methods)), fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _case_table(records: list[dict[str, Any]], experiment: str, label: str) -> str:
+    cases, methods, mean, std = _case_matrix(records, experiment, _num)
+    if not cases:
+        return f"_No runs for {experiment}._\n"
+    lines = [f"| {label} | " + " | ".join(DISPLAY[m] for m in methods) + " |"]
+    lines.append("|---" * (len(methods) + 1) + "|")
+    for i, c in enumerate(cases):
+        best = np.nanmax(mean[i])
+        cells = [
+            (f"**{mean[i, j]:.1f} ± {std[i, j]:.1f}**" if mean[i, j] == best else f"{mean[i, j]:.1f} ± {std[i, j]:.1f}")
+            if not np.isnan(mean[i, j]) else "–"
+            for j in range(len(methods))
+        ]
+        lines.append(f"| {_num(c)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _comparisons(records: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for exp, table in (("nsl-kdd", "Table 1"), ("kdd99", "Table 2")):
+        rs = [r for r in records if r["experiment"] == exp and r["method"] == "anoean"]
+        ref = paper_value(exp, "anoean", "aucpr")
+        if rs and ref is not None:
+            mean, std = _ms([r["metrics"]["aucpr"] for r in rs])
+            verdict = "meets" if mean >= ref else "falls short of"
+            out.append(
+                f"- {exp} ({table}): AnoEAN mean AUC-PR {mean:.1f} ± {std:.1f} over {len(rs)} "
+                f"seed(s) {verdict} the paper's {ref:.1f}."
+            )
+    cases, methods, mean, _ = _case_matrix(records, "mnist-nvm", _num)
+    if cases and "anoean" in methods:
+        j = methods.index("anoean")
+        wins = [_num(c) for i, c in enumerate(cases) if mean[i, j] == np.nanmax(mean[i])]
+        losses = [_num(c) for c in cases if _num(c) not in wins]
+        out.append(
+            f"- MNIST n-vs-m (Figure 3), claim: {FIG3_CLAIM}. Ours: AnoEAN is best at n = "
+            f"{wins or 'none'}" + (f" and not at n = {losses}." if losses else ".")
+        )
+    return out
+
+
+def write_report(out: str | os.PathLike[str]) -> list[Path]:
+    """Write tables.md, the two figures and report.md into ``out``; return the paths."""
+    from .runner import RUNS_FILE, read_runs
+
+    out = Path(out)
+    records = read_runs(out / RUNS_FILE)
+    written: list[Path] = []
+    tables = [
+        "# Tables\n",
+        "Mean ± standard deviation over seeds, in percent. AUC-PR is average precision; F1 is "
+        "the best F1 over thresholds; FA (false-alarm rate, 1 - precision) and R (recall) are "
+        "taken at that threshold. 'paper' is the published value where we have it.\n",
+        "## Table 1: NSL-KDD\n",
+        kdd_table(records, "nsl-kdd"),
+        "## Table 2: KDD Cup 99\n",
+        kdd_table(records, "kdd99"),
+        "## MNIST one-vs-all (Figure 2), AUC-PR\n",
+        _case_table(records, "mnist-1vall", "normal digit"),
+        "## MNIST n-vs-m (Figure 3), AUC-PR\n",
+        _case_table(records, "mnist-nvm", "n normal digits"),
+    ]
+    p = out / "tables.md"
+    p.write_text("\n".join(tables))
+    written.append(p)
+    for exp, name in (("mnist-1vall", "fig2_mnist_1vall.png"), ("mnist-nvm", "fig3_mnist_nvm.png")):
+        f = figure(records, exp, out / name)
+        if f is not None:
+            written.append(f)
+    times: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        times[r["method"]].append(r["wall_s"])
+    time_lines = [
+        f"| {DISPLAY[m]} | {len(times[m])} | {sum(times[m]) / 60:.1f} | {np.mean(times[m]):.1f} |"
+        for m in DISPLAY if m in times
+    ]
+    commits = sorted({str(r.get("versions", {}).get("git_commit")) for r in records})
+    report = [
+        "# Reproduction report\n",
+        f"{len(records)} runs from `{RUNS_FILE}`; git commit(s): {', '.join(commits) or 'n/a'}; "
+        f"quick mode: {sorted({r.get('quick') for r in records})}.\n",
+        "## Against the paper\n",
+        *(_comparisons(records) or ["- No run of a compared experiment yet."]),
+        "",
+        "## Time per method (run wall time, including hyperparameter selection)\n",
+        "| method | runs | total min | mean s/run |",
+        "|---|---|---|---|",
+        *time_lines,
+        "",
+        "See `tables.md` for every number and the figures for MNIST.",
+    ]
+    p = out / "report.md"
+    p.write_text("\n".join(report) + "\n")
+    written.append(p)
+    return written

@@ -1,0 +1,237 @@
+"""Run the paper's experiments: one JSON line per (experiment, case, method, seed).
+
+Each run draws its split with :func:`anoean.protocol.make_split`, fits every configuration of
+the method's grid on the training part, keeps the one with the best validation AUC-PR (as the
+paper did), scores the test part and appends a record to ``runs.jsonl``: config, seed, split
+description, metrics, timings, versions and git commit. Runs already in the file are skipped,
+so an interrupted reproduction resumes where it stopped. Failed runs are logged to
+``errors.jsonl`` and retried on the next call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .methods import METHODS, method_spec
+
+logger = logging.getLogger("anoean")
+
+EXPERIMENTS = ("nsl-kdd", "kdd99", "mnist-1vall", "mnist-nvm")
+RUNS_FILE = "runs.jsonl"
+ERRORS_FILE = "errors.jsonl"
+
+
+@dataclass(frozen=True)
+class Run:
+    experiment: str
+    case: str
+    method: str
+    seed: int
+    split_name: str
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.experiment}/{self.case}/{self.method}/seed{self.seed}"
+
+
+def nvm_normal_digits(n: int, seed: int) -> list[int]:
+    """The n normal digits of an n-vs-m case: drawn by the seed, so that seeds average over
+    digit combinations as well as over draws of the data."""
+    rng = np.random.default_rng([seed, n, 1031])
+    return sorted(int(d) for d in rng.choice(10, size=n, replace=False))
+
+
+def cases(experiment: str, seed: int, *, quick: bool) -> list[tuple[str, str, dict[str, Any]]]:
+    """(case id, protocol split name, split options) for one experiment and seed."""
+    if experiment in ("nsl-kdd", "kdd99"):
+        return [("all", experiment, {})]
+    if experiment == "mnist-1vall":
+        digits = (0, 1) if quick else tuple(range(10))
+        return [(f"digit{d}", "mnist-1vall", {"normal": [d]}) for d in digits]
+    if experiment == "mnist-nvm":
+        ns = (1, 3) if quick else (1, 2, 3, 4, 5)
+        return [(f"n{n}", "mnist-nvm", {"normal": nvm_normal_digits(n, seed)}) for n in ns]
+    raise ValueError(f"unknown experiment {experiment!r}; choose from {', '.join(EXPERIMENTS)}")
+
+
+def plan_runs(
+    experiments: Sequence[str], methods: Sequence[str], seeds: Iterable[int], *, quick: bool
+) -> list[Run]:
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+    runs = []
+    for exp in experiments:
+        for seed in seeds:
+            for case, split_name, options in cases(exp, seed, quick=quick):
+                for m in methods:
+                    runs.append(Run(exp, case, m, int(seed), split_name, options))
+    return runs
+
+
+def run_one(run: Run, *, quick: bool, data_home: str | None = None) -> dict[str, Any]:
+    """Do one run and return its JSON record (nothing is written here)."""
+    from .._utils import versions
+    from ..metrics import aucpr, evaluate
+    from ..protocol import make_split
+
+    t_start = time.perf_counter()
+    split = make_split(run.split_name, seed=run.seed, data_home=data_home, **run.options)
+    images = split.X_train.ndim > 2
+    spec = method_spec(run.method, images=images, quick=quick)
+    cls = spec.estimator_class()
+    tried: list[dict[str, Any]] = []
+    best: tuple[float, Any, dict[str, Any], float] | None = None
+    for cfg in spec.configs():
+        est = cls(random_state=run.seed, **cfg)
+        t0 = time.perf_counter()
+        est.fit(split.X_train, split.y_train, X_val=split.X_val, y_val=split.y_val)
+        fit_s = time.perf_counter() - t0
+        val = aucpr(split.y_val, est.anomaly_score(split.X_val))
+        tried.append({"params": {k: cfg[k] for k in spec.grid}, "val_aucpr": val, "fit_s": fit_s})
+        if best is None or val > best[0]:
+            best = (val, est, cfg, fit_s)
+    assert best is not None
+    val_aucpr, est, cfg, fit_s = best
+    t0 = time.perf_counter()
+    scores = est.anomaly_score(split.X_test)
+    score_s = time.perf_counter() - t0
+    return {
+        "run_id": run.run_id,
+        "experiment": run.experiment,
+        "case": run.case,
+        "method": run.method,
+        "seed": run.seed,
+        "quick": quick,
+        "config": {"selected": cfg, "grid": spec.grid, "tried": tried},
+        "split": split.to_dict(),
+        "split_description": split.describe(),
+        "metrics": evaluate(split.y_test, scores),
+        "val_aucpr": val_aucpr,
+        "fit_s": fit_s,
+        "score_s": score_s,
+        "n_test": int(len(split.y_test)),
+        "wall_s": time.perf_counter() - t_start,
+        "epochs": len(getattr(est, "history_", []) or []) or None,
+        "versions": versions(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def read_runs(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Records of ``runs.jsonl``; an unreadable line (an interrupted write) is reported."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("%s line %d is not valid JSON (an interrupted write?): ignored", path, i)
+    return records
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_task(run: Run, quick: bool, data_home: str | None) -> dict[str, Any]:
+    return run_one(run, quick=quick, data_home=data_home)
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def reproduce(
+    *,
+    experiments: Sequence[str] = EXPERIMENTS,
+    methods: Sequence[str] = METHODS,
+    seeds: int = 5,
+    jobs: int = 1,
+    out: str | os.PathLike[str] = "results",
+    quick: bool = False,
+    data_home: str | None = None,
+    progress: bool = True,
+    write_report: bool = True,
+) -> dict[str, Any]:
+    """Run every missing run, append to ``out/runs.jsonl``, then write tables and figures."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs_path, errors_path = out / RUNS_FILE, out / ERRORS_FILE
+    plan = plan_runs(experiments, methods, range(seeds), quick=quick)
+    done = {r["run_id"] for r in read_runs(runs_path) if r.get("quick", False) == quick}
+    todo = [r for r in plan if r.run_id not in done]
+    logger.info("%d runs planned, %d already done, %d to do", len(plan), len(plan) - len(todo), len(todo))
+    t0 = time.perf_counter()
+    failures = 0
+    bar = tqdm(total=len(todo), desc="reproduce", unit="run", disable=not progress)
+    bar.set_postfix_str(f"{len(plan) - len(todo)} done before")
+
+    def finish(run: Run, record: dict[str, Any] | None, exc: BaseException | None) -> None:
+        nonlocal failures
+        if exc is None and record is not None:
+            _append(runs_path, record)
+        else:
+            failures += 1
+            logger.error("run %s failed: %r", run.run_id, exc)
+            _append(errors_path, {"run_id": run.run_id, "error": repr(exc), "run": asdict(run)})
+        bar.update(1)
+
+    if jobs <= 1:
+        for run in todo:
+            try:
+                finish(run, run_one(run, quick=quick, data_home=data_home), None)
+            except Exception as exc:  # noqa: BLE001 - recorded and retried next time
+                finish(run, None, exc)
+    else:
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=mp.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(threads,),
+        ) as pool:
+            pending = {pool.submit(_run_task, r, quick, data_home): r for r in todo}
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    run = pending.pop(fut)
+                    exc = fut.exception()
+                    finish(run, None if exc else fut.result(), exc)
+    bar.close()
+    summary = {
+        "planned": len(plan),
+        "ran": len(todo),
+        "failed": failures,
+        "wall_s": time.perf_counter() - t0,
+        "out": str(out),
+    }
+    if write_report:
+        from .report import write_report as _write
+
+        summary["written"] = [str(p) for p in _write(out)]
+    return summary

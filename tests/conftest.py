@@ -1,0 +1,64 @@
+"""Shared fixtures: a synthetic semi-supervised problem and a model fitted on it once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_synthetic(seed: int = 0, d: int = 20, n_per_cluster: int = 800, n_anom: int = 120):
+    """Normals: 3 Gaussian clusters in d dims. Labelled anomalies: 2 clusters shifted from
+    the first two normal clusters. Unseen anomalies (test only): a third, different cluster.
+
+    Returns (X, y, X_test, y_test, kind_test) with kind_test 0 = normal, 1/2 = seen anomaly
+    clusters, 3 = the unseen cluster.
+    """
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0.0, 2.0, size=(3, d))
+    anomaly_centers = np.stack(
+        [
+            centers[0] + rng.normal(0.0, 1.2, size=d),
+            centers[1] + rng.normal(0.0, 1.2, size=d),
+            rng.normal(0.0, 2.0, size=d),  # unseen kind: a different region altogether
+        ]
+    )
+
+    def draw(c: np.ndarray, n: int) -> np.ndarray:
+        return c + rng.normal(size=(n, d))
+
+    X = np.vstack([draw(c, n_per_cluster) for c in centers] + [draw(anomaly_centers[i], n_anom // 2) for i in range(2)])
+    y = np.r_[np.zeros(3 * n_per_cluster), np.ones(2 * (n_anom // 2))].astype(int)
+    n_t, n_ta = 200, 50
+    X_test = np.vstack([draw(c, n_t) for c in centers] + [draw(anomaly_centers[i], n_ta) for i in range(3)])
+    kind = np.r_[np.zeros(3 * n_t), np.full(n_ta, 1), np.full(n_ta, 2), np.full(n_ta, 3)].astype(int)
+    return X.astype(np.float32), y, X_test.astype(np.float32), (kind > 0).astype(int), kind
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    return make_synthetic()
+
+
+@pytest.fixture(scope="session")
+def fitted(synthetic):
+    from anoean import AnoEAN
+
+    X, y, *_ = synthetic
+    return AnoEAN(max_epochs=40, patience=None, random_state=0, device="cpu").fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def data_home() -> Path | None:
+    """The real datasets folder (ANOEAN_DATA), or None when it is not there."""
+    env = os.environ.get("ANOEAN_DATA")
+    if env:
+        p = Path(env)
+        if not p.is_absolute():
+            p = (REPO / p).resolve() if (REPO / p).exists() else p.resolve()
+        return p if p.is_dir() else None
+    return None

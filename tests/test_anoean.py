@@ -1,0 +1,209 @@
+"""AnoEAN on a synthetic problem: detection, latent geometry, determinism, persistence, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import chi2
+
+from anoean import AnoEAN, ModelFileError, load
+from anoean.metrics import evaluate
+from anoean.neural import holdout_split
+from anoean.training import EpochBatches
+
+
+def test_detects_seen_and_unseen_anomalies(synthetic, fitted):
+    _, _, X_test, y_test, kind = synthetic
+    scores = fitted.anomaly_score(X_test)
+    assert scores.min() >= 0
+    assert evaluate(y_test, scores)["aucpr"] >= 0.95
+    # the unseen kind alone is still ranked above normals
+    unseen = (kind == 0) | (kind == 3)
+    assert evaluate(y_test[unseen], scores[unseen])["auroc"] >= 0.9
+
+
+def test_normal_codes_near_standard_normal_and_anomalies_far(synthetic, fitted):
+    X, y, *_ = synthetic
+    d = fitted.latent_dim
+    Z = fitted.transform(X[y == 0])
+    cov = np.cov(Z, rowvar=False)
+    # loose: centred, O(1) spread (the adversarial match is approximate, see the notes)
+    assert np.linalg.norm(Z.mean(axis=0)) / np.sqrt(d) < 1.0
+    assert 0.05 < np.trace(cov) / d < 2.0
+    Za = fitted.transform(X[y == 1])
+    limit = chi2.ppf(0.999, d)  # squared radius holding 99.9% of N(0, I)
+    assert np.mean((Za**2).sum(axis=1) > limit) >= 0.95
+    assert np.mean((Z**2).sum(axis=1) > limit) <= 0.05
+
+
+def test_history_and_best_epoch(fitted):
+    h = fitted.history_
+    assert len(h) == fitted.n_epochs_ == 40
+    for rec in h:
+        assert set(rec) >= {"epoch", "loss_d", "loss_e", "val_aucpr", "time_s"}
+        assert np.isfinite(rec["loss_d"]) and np.isfinite(rec["loss_e"]) and rec["time_s"] > 0
+    best = max(r["val_aucpr"] for r in h)
+    assert h[fitted.best_epoch_ - 1]["val_aucpr"] == best
+
+
+def test_score_sign_conventions(synthetic, fitted):
+    _, _, X_test, *_ = synthetic
+    a = fitted.anomaly_score(X_test)
+    np.testing.assert_array_equal(fitted.score_samples(X_test), -a)
+    np.testing.assert_allclose(fitted.decision_function(X_test), -a - fitted.offset_)
+    pred = fitted.predict(X_test)
+    assert set(np.unique(pred)) <= {-1, 1}
+    np.testing.assert_array_equal(pred == -1, a > fitted.threshold_)
+
+
+def test_target_false_alarm_threshold(synthetic):
+    X, y, X_test, y_test, _ = synthetic
+    X_val, y_val = X_test, y_test  # an explicit validation set
+    m = AnoEAN(max_epochs=3, target_false_alarm=0.1, random_state=1, device="cpu")
+    m.fit(X, y, X_val=X_val, y_val=y_val)
+    fa = np.mean(m.predict(X_val[y_val == 0]) == -1)
+    assert abs(fa - 0.1) < 0.02
+    m.set_threshold(X_val[y_val == 0], target_false_alarm=0.02)
+    assert abs(np.mean(m.predict(X_val[y_val == 0]) == -1) - 0.02) < 0.01
+
+
+def test_contamination_threshold(synthetic):
+    X, y, *_ = synthetic
+    m = AnoEAN(max_epochs=2, contamination=0.05, random_state=0, device="cpu").fit(X, y)
+    assert abs(np.mean(m.predict(X) == -1) - 0.05) < 0.005
+
+
+def test_same_seed_bit_identical_and_other_seed_differs(synthetic):
+    X, y, X_test, *_ = synthetic
+    kw = dict(max_epochs=3, random_state=7, device="cpu")
+    s1 = AnoEAN(**kw).fit(X, y).anomaly_score(X_test)
+    s2 = AnoEAN(**kw).fit(X, y).anomaly_score(X_test)
+    np.testing.assert_array_equal(s1, s2)
+    s3 = AnoEAN(**{**kw, "random_state": 8}).fit(X, y).anomaly_score(X_test)
+    assert not np.array_equal(s1, s3)
+
+
+def test_fit_does_not_touch_global_rngs(synthetic):
+    import torch
+
+    X, y, *_ = synthetic
+    np_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state().clone()
+    AnoEAN(max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    assert np.array_equal(np.random.get_state()[1], np_state)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+def test_no_anomalies_still_trains(synthetic):
+    X, y, X_test, y_test, _ = synthetic
+    m = AnoEAN(max_epochs=5, random_state=0, device="cpu").fit(X[y == 0])
+    assert len(m.history_) == 5  # no validation anomalies: no early stopping
+    assert all(r["val_aucpr"] is None for r in m.history_)
+    assert evaluate(y_test, m.anomaly_score(X_test))["aucpr"] > 0.5
+
+
+def test_early_stopping_stops(synthetic):
+    X, y, *_ = synthetic
+    m = AnoEAN(max_epochs=200, patience=2, random_state=0, device="cpu").fit(X, y)
+    assert len(m.history_) < 200
+
+
+def test_save_load_round_trip(tmp_path, synthetic, fitted):
+    _, _, X_test, *_ = synthetic
+    path = fitted.save(tmp_path / "model")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "weights.safetensors"]
+    config = json.loads((path / "config.json").read_text())
+    assert config["class"] == "AnoEAN" and "torch" in config["versions"]
+    for loaded in (AnoEAN.load(path), load(path)):
+        np.testing.assert_array_equal(loaded.anomaly_score(X_test), fitted.anomaly_score(X_test))
+        np.testing.assert_array_equal(loaded.predict(X_test), fitted.predict(X_test))
+        assert loaded.history_ == fitted.history_
+
+
+def test_load_rejects_tampered_or_damaged_files(tmp_path, fitted):
+    path = fitted.save(tmp_path / "m")
+    weights = path / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        AnoEAN.load(path)
+    path = fitted.save(tmp_path / "m2")
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        AnoEAN.load(path)
+    with pytest.raises(ModelFileError, match="missing"):
+        AnoEAN.load(tmp_path / "nowhere")
+    # consistent digest but a wrong architecture is caught too
+    path = fitted.save(tmp_path / "m3")
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["params"]["latent_dim"] = 3
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="inconsistent"):
+        AnoEAN.load(path)
+
+
+def test_bad_input_messages(synthetic, fitted):
+    X, y, *_ = synthetic
+    m = AnoEAN(max_epochs=1, random_state=0, device="cpu")
+    Xn = X.copy()
+    Xn[5, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN at row 5, column 3"):
+        m.fit(Xn, y)
+    Xi = X.copy()
+    Xi[70000 % len(X), 2] = np.inf
+    with pytest.raises(ValueError, match=r"inf at row"):
+        m.fit(Xi, y)
+    with pytest.raises(ValueError, match=r"20 features|shape"):
+        fitted.anomaly_score(X[:, :5])
+    Xs = X[:4].astype(object)
+    Xs[2, 1] = "abc"
+    with pytest.raises(ValueError, match=r"non-numeric value 'abc' at row 2, column 1"):
+        m.fit(Xs, [0, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"(?i)empty|0 sample"):
+        m.fit(np.empty((0, 20)))
+    with pytest.raises(ValueError, match=r"row 0 has 2"):
+        m.fit(X, np.full(len(X), 2))
+    with pytest.raises(ValueError, match=r"10 labels but X has"):
+        m.fit(X, y[:10])
+    with pytest.raises(ValueError, match=r"no normal rows"):
+        m.fit(X, np.ones(len(X)))
+
+
+def test_holdout_split_is_stratified_and_disjoint():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(100), np.ones(10)].astype(int)
+    tr, va = holdout_split(y, 0.2, rng)
+    assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == 110
+    assert (y[va] == 0).sum() == 20 and (y[va] == 1).sum() == 2
+
+
+def test_every_step_sees_anomalies():
+    import torch
+
+    b = EpochBatches(1000, 30, 200, torch.Generator().manual_seed(0), torch.device("cpu"))
+    batches = list(b)
+    assert len(batches) == 5
+    seen = torch.cat([a for _, a in batches])
+    assert all(len(a) == 16 for _, a in batches)  # floor of 16 anomalies per step
+    assert len(torch.unique(seen)) == 30  # cycling covers every anomaly
+    assert sorted(torch.cat([n for n, _ in batches]).tolist()) == list(range(1000))
+
+
+def test_conv_encoder_on_images():
+    rng = np.random.default_rng(0)
+    normal = rng.random((300, 16, 16), dtype=np.float32) * 0.2
+    normal[:, 4:12, 7:9] += 0.8  # a vertical bar
+    anom = rng.random((40, 16, 16), dtype=np.float32) * 0.2
+    anom[:, 7:9, 4:12] += 0.8  # a horizontal bar
+    X = np.concatenate([normal, anom])
+    y = np.r_[np.zeros(300), np.ones(40)]
+    m = AnoEAN(encoder="conv", latent_dim=4, max_epochs=5, random_state=0, device="cpu").fit(X, y)
+    assert m.input_shape_ == (1, 16, 16)
+    s = m.anomaly_score(X[:, None])  # (n, 1, H, W) accepted too
+    assert evaluate(y, s)["aucpr"] > 0.9
+    with pytest.raises(ValueError, match="shape"):
+        m.anomaly_score(np.zeros((2, 1, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="needs images"):
+        AnoEAN(encoder="conv").fit(np.zeros((10, 5)))
