@@ -51,7 +51,7 @@ def _pngs(html_text: str) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def report_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("report")
     write_table(flows(600, seed=0), d / "train.parquet")
     write_table(flows(400, seed=1), d / "test.parquet")
@@ -81,8 +81,8 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return d, d / "r.html"
 
 
-def test_report_embeds_four_png_figures(fitted: tuple[Path, Path]) -> None:
-    _, report = fitted
+def test_report_embeds_four_png_figures(report_model: tuple[Path, Path]) -> None:
+    _, report = report_model
     text = report.read_text(encoding="utf-8")
     pngs = _pngs(text)
     assert len(pngs) == 4
@@ -93,8 +93,8 @@ def test_report_embeds_four_png_figures(fitted: tuple[Path, Path]) -> None:
     assert "AUC-PR" in text and "threshold" in text and "400 rows" in text
 
 
-def test_report_metrics_match_evaluate(fitted: tuple[Path, Path]) -> None:
-    d, report = fitted
+def test_report_metrics_match_evaluate(report_model: tuple[Path, Path]) -> None:
+    d, report = report_model
     res = CliRunner().invoke(
         main, ["evaluate", str(d / "model"), str(d / "test.parquet"), "--json"]
     )
@@ -118,11 +118,11 @@ def test_pca_matches_scikit_learn() -> None:
     np.testing.assert_allclose(np.abs(P), np.abs(ref.transform(Z)), atol=1e-8)
 
 
-def test_detector_without_latent_space_or_history_gets_notes(fitted: tuple[Path, Path]) -> None:
+def test_detector_without_latent_space_or_history_gets_notes(report_model: tuple[Path, Path]) -> None:
     from anoean.pipeline import load_pipeline
     from anoean.report import build_report
 
-    d, _ = fitted
+    d, _ = report_model
     pipe = load_pipeline(d / "model")
     real = pipe.detector
 
@@ -139,8 +139,8 @@ def test_detector_without_latent_space_or_history_gets_notes(fitted: tuple[Path,
     assert "no latent plot" in text and "no training curves" in text
 
 
-def test_report_bad_labels_write_nothing(fitted: tuple[Path, Path], tmp_path: Path) -> None:
-    d, _ = fitted
+def test_report_bad_labels_write_nothing(report_model: tuple[Path, Path], tmp_path: Path) -> None:
+    d, _ = report_model
     res = CliRunner().invoke(
         main,
         [
@@ -174,10 +174,10 @@ def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(fitted: tuple[Path, Path], tmp_path: Path) -> None:
+def test_report_renders_in_headless_chromium(report_model: tuple[Path, Path], tmp_path: Path) -> None:
     import matplotlib.image as mpimg
 
-    _, report = fitted
+    _, report = report_model
     url = report.resolve().as_uri()
     shot = tmp_path / "shot.png"
     res = _chromium([f"--screenshot={shot}", "--window-size=1280,1800", url], tmp_path / "p1")
