@@ -129,7 +129,7 @@ def test_score_keeps_every_row_and_appends_scores(
     pipe = load_pipeline(model)
     expected = pipe.detector.anomaly_score(pipe.features(inp))
     s = got.column("anomaly_score").to_numpy()
-    np.testing.assert_allclose(s, expected, rtol=1e-6)
+    np.testing.assert_allclose(s, expected, rtol=RTOL, atol=ATOL)
     np.testing.assert_array_equal(got.column("is_anomaly").to_numpy(), s > pipe.threshold)
     assert f"scored {inp.num_rows} rows" in res.output
     assert [p.name for p in tmp_path.iterdir()] == [dst]  # no temporary files left
@@ -152,6 +152,43 @@ def test_batch_size_does_not_change_the_scores(model: Path, data_dir: Path, tmp_
     np.testing.assert_allclose(
         a.column("anomaly_score").to_numpy(), b.column("anomaly_score").to_numpy(), rtol=RTOL
     )
+
+
+def test_engines_agree_and_torch_is_the_detector(
+    model: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    pipe = load_pipeline(model, engine="torch")
+    t = pq.read_table(data_dir / "test.parquet")
+    ref = pipe.detector.anomaly_score(pipe.features(t)).astype(np.float32)
+    for engine in ("torch", "numpy", "onnx", "auto"):
+        out = tmp_path / f"{engine}.parquet"
+        res = run("score", model, data_dir / "test.parquet", "--out", out, "--engine", engine)
+        assert res.exit_code == 0, res.output
+        s = pq.read_table(out).column("anomaly_score").to_numpy()
+        if engine == "torch":
+            np.testing.assert_array_equal(s, ref)
+        else:
+            np.testing.assert_allclose(s, ref, rtol=RTOL, atol=ATOL)
+    assert load_pipeline(model).engine == "onnx"  # auto picks ONNX Runtime when installed
+
+
+def test_scoring_process_does_not_import_torch(model: Path, data_dir: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from anoean.cli import main\n"
+        f"main(['score', {str(model)!r}, {str(data_dir / 'test.csv')!r}, '--out', "
+        f"{str(tmp_path / 's.parquet')!r}], standalone_mode=False)\n"
+        "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    assert res.returncode == 0, res.stderr
+    assert pq.read_table(tmp_path / "s.parquet").num_rows == 300
 
 
 def test_score_batch_is_a_pure_function_of_model_dir_and_batch(model: Path, data_dir: Path) -> None:

@@ -21,12 +21,13 @@ import importlib
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,34 @@ def resolve_method(name: str) -> type:
 # --------------------------------------------------------------------------- pipeline
 @dataclass
 class Pipeline:
-    """A fitted preprocessor and detector, with the metadata of ``pipeline.json``."""
+    """A fitted preprocessor and a scorer, with the metadata of ``pipeline.json``.
+
+    ``scorer`` computes a(x) on preprocessed rows with one of the engines of
+    :mod:`anoean.export.engine`; ``detector`` is the full detector (torch), loaded on first
+    use when the scorer did not need it (the report needs it for latent codes and history).
+    """
 
     preprocessor: Any
-    detector: Any
+    scorer: Any
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    _detector: Any = None
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            self._detector = self.scorer.detector
+        if self._detector is None:
+            from .base import load
+
+            if self.path is None:
+                raise ValueError("this pipeline has no detector and no model directory")
+            self._detector = load(self.path)
+        return self._detector
+
+    @detector.setter
+    def detector(self, value: Any) -> None:
+        self._detector = value
 
     @property
     def label_column(self) -> str | None:
@@ -114,7 +137,15 @@ class Pipeline:
 
     @property
     def threshold(self) -> float:
-        return float(self.detector.threshold_)
+        return float(self.scorer.threshold)
+
+    @property
+    def engine(self) -> str:
+        return str(self.scorer.engine)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """a(x) of preprocessed rows."""
+        return np.asarray(self.scorer(X))
 
     def features(self, table: pa.Table | pa.RecordBatch) -> np.ndarray:
         """Encode a table's rows (the needed columns only; others are ignored)."""
@@ -312,8 +343,16 @@ def fit_pipeline(
         },
         "validation": metrics,
     }
+    from .export.engine import Scorer
+
+    scorer = Scorer("torch", float(det.threshold_), int(X.shape[1]), det.anomaly_score, det)
     return FitReport(
-        Pipeline(pre, det, meta), int(y.size), n_anom, int(tr.size), int(va.size), metrics
+        Pipeline(pre, scorer, meta, None, det),
+        int(y.size),
+        n_anom,
+        int(tr.size),
+        int(va.size),
+        metrics,
     )
 
 
@@ -355,7 +394,9 @@ def save_pipeline(pipe: Pipeline, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_pipeline(path: str | os.PathLike[str], *, device: str | None = None) -> Pipeline:
+def load_pipeline(
+    path: str | os.PathLike[str], *, engine: str = "auto", device: str | None = None
+) -> Pipeline:
     """Read and verify a model directory written by :func:`save_pipeline`.
 
     Raises
@@ -365,7 +406,7 @@ def load_pipeline(path: str | os.PathLike[str], *, device: str | None = None) ->
         digest is kept in ``config.json``, the preprocessing's in ``pipeline.json``), or the
         parts do not fit together.
     """
-    from .base import load
+    from .export.engine import load_scorer
     from .preprocessing import TabularPreprocessor
 
     path = Path(path)
@@ -396,35 +437,36 @@ def load_pipeline(path: str | os.PathLike[str], *, device: str | None = None) ->
         pre = TabularPreprocessor.from_json(pre_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ModelFileError(f"{pre_file}: {exc}") from exc
-    det = load(path, device=device)
-    if int(det.n_features_in_) != len(pre.feature_names_out_):
+    scorer = load_scorer(path, engine, device=device)
+    if scorer.n_features != len(pre.feature_names_out_):
         raise ModelFileError(
-            f"{path}: the detector takes {det.n_features_in_} features but the preprocessing "
+            f"{path}: the detector takes {scorer.n_features} features but the preprocessing "
             f"produces {len(pre.feature_names_out_)}"
         )
-    return Pipeline(pre, det, meta, path)
+    return Pipeline(pre, scorer, meta, path)
 
 
-_CACHE: dict[tuple[str, float, float], Pipeline] = {}
+_CACHE: dict[tuple[str, str, float, float], Pipeline] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_pipeline(model: str | os.PathLike[str] | Pipeline) -> Pipeline:
+def get_pipeline(model: str | os.PathLike[str] | Pipeline, *, engine: str = "auto") -> Pipeline:
     """A :class:`Pipeline` as is, or a model directory loaded once per process (cached).
 
-    The cache key includes the modification times of ``pipeline.json`` and ``config.json``,
-    so a model replaced in place is reloaded.
+    The cache key includes the engine and the modification times of ``pipeline.json`` and
+    ``config.json``, so a model replaced in place is reloaded.
     """
     if isinstance(model, Pipeline):
         return model
     p = Path(model).resolve()
     try:
-        key = (str(p), (p / PIPELINE_FILE).stat().st_mtime, (p / CONFIG_FILE).stat().st_mtime)
+        mtimes = ((p / PIPELINE_FILE).stat().st_mtime, (p / CONFIG_FILE).stat().st_mtime)
     except OSError:
-        return load_pipeline(p)  # raises the right ModelFileError
+        return load_pipeline(p, engine=engine)  # raises the right ModelFileError
+    key = (str(p), engine, *mtimes)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = load_pipeline(p)
+            _CACHE[key] = load_pipeline(p, engine=engine)
         return _CACHE[key]
 
 
@@ -451,6 +493,7 @@ def score_batch(
     source: str = "batch",
     fmt: str = "parquet",
     row_offset: int = 0,
+    engine: str = "auto",
 ) -> pa.RecordBatch:
     """Score raw rows: the batch with ``anomaly_score`` and ``is_anomaly`` appended.
 
@@ -471,10 +514,13 @@ def score_batch(
         setting from fit (``"error"`` is strict).
     row_offset : int
         Index of the batch's first row in its file, for error messages.
+    engine : {"auto", "torch", "numpy", "onnx"}
+        How a model given as a directory computes the score (see
+        :mod:`anoean.export.engine`); ignored for a loaded :class:`Pipeline`.
     """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}")
-    pipe = get_pipeline(model)
+    pipe = get_pipeline(model, engine=engine)
     pre = pipe.preprocessor
     if isinstance(batch, pa.Table):
         batch = (
@@ -511,7 +557,7 @@ def score_batch(
                 X = pre.transform(sub)
             except ValueError as exc:
                 raise DataError(f"{source}: rows {row_offset}-{row_offset + n - 1}: {exc}") from exc
-        scores[good] = pipe.detector.anomaly_score(X)
+        scores[good] = pipe.score(X)
     score_arr = pa.array(scores, mask=mask if mask.any() else None)
     alarm = pa.array(scores > pipe.threshold, mask=mask if mask.any() else None)
     cols, names = list(batch.columns), list(batch.schema.names)
@@ -549,6 +595,54 @@ def read_types(pipe: Pipeline) -> dict[str, pa.DataType]:
     return types
 
 
+def _prefetch(it: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Run iterator ``it`` in a background thread, ``depth`` items ahead (bounded memory).
+
+    pyarrow releases the GIL while it reads and decodes, so reading overlaps scoring on a
+    second core. An exception in the reader is re-raised in the consumer.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            q.put(exc)
+
+    t = threading.Thread(target=work, name="anoean-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join()
+
+
+def _score_workers(pipe: Pipeline) -> int:
+    """Batches scored at once: one per core (up to 4, to bound memory) for the numpy and
+    ONNX engines, which run one thread per call; one for torch, which threads inside."""
+    if pipe.engine == "torch":
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def score_file(
     model: str | os.PathLike[str] | Pipeline,
     src: str | os.PathLike[str],
@@ -557,58 +651,105 @@ def score_file(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     on_error: str = "fail",
     strict_categories: bool | None = None,
+    engine: str = "auto",
 ) -> ScoreSummary:
     """Stream ``src`` through :func:`score_batch` into ``out`` (CSV or Parquet, by suffix).
 
-    Memory is bounded by a few batches. The output is written to a temporary file and
-    renamed into place at the end, so on any error no output file appears.
+    Memory is bounded by a few batches: a thread reads ahead, batches are scored in a small
+    thread pool, and one thread writes them back in order (pyarrow, numpy and ONNX Runtime
+    release the GIL, so the stages run on all cores). The output is written to a temporary
+    file and renamed into place at the end, so on any error no output file appears; the
+    error reported is the first bad row in file order.
     """
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     t0 = time.perf_counter()
-    pipe = get_pipeline(model)
+    pipe = get_pipeline(model, engine=engine)
     fmt = file_format(src)
     file_format(out)
-    alarms = unscored = 0
+    stats = {"alarms": 0, "unscored": 0}
     unscored_rows: list[int] = []
+    batches = iter_batches(
+        src,
+        batch_rows=batch_rows,
+        column_types=read_types(pipe),
+        dictionary_columns=pipe.preprocessor.categorical_columns_,
+    )
+    workers = _score_workers(pipe)
+    scoring: deque[tuple[int, Future[pa.RecordBatch]]] = deque()
+    writing: deque[Future[None]] = deque()
+
+    def drain_one(writer: AtomicTableWriter, wpool: ThreadPoolExecutor) -> None:
+        start, fut = scoring.popleft()
+        scored = fut.result()  # re-raises the batch's DataError, in file order
+        alarm = scored.column(ALARM_COLUMN)
+        stats["alarms"] += int(pc.sum(alarm).as_py() or 0)
+        if alarm.null_count:
+            bad = np.flatnonzero(alarm.is_null().to_numpy(zero_copy_only=False)) + start
+            stats["unscored"] += bad.size
+            unscored_rows.extend(bad[: max(0, 1000 - len(unscored_rows))].tolist())
+        writing.append(wpool.submit(writer.write, scored))
+        if len(writing) > 1:
+            writing.popleft().result()
+
     offset = 0
-    with AtomicTableWriter(out) as writer:
-        for batch in iter_batches(src, batch_rows=batch_rows, column_types=read_types(pipe)):
-            if offset == 0:
-                extra = _check_columns(pipe, batch.schema.names, str(src))
-                if extra:
-                    warnings.warn(
-                        f"{src}: column(s) {extra} were not seen in fit; they are ignored "
-                        "(copied to the output unchanged)",
-                        UserWarning,
-                        stacklevel=2,
-                    )
-            scored = score_batch(
-                pipe,
-                batch,
-                on_error=on_error,
-                strict_categories=strict_categories,
-                source=str(src),
-                fmt=fmt,
-                row_offset=offset,
-            )
-            alarm = scored.column(ALARM_COLUMN)
-            alarms += int(pc.sum(alarm).as_py() or 0)
-            if alarm.null_count:
-                bad = np.flatnonzero(alarm.is_null().to_numpy(zero_copy_only=False)) + offset
-                unscored += bad.size
-                unscored_rows.extend(bad[: max(0, 1000 - len(unscored_rows))].tolist())
-            writer.write(scored)
-            offset += batch.num_rows
-    if unscored:
+    with (
+        AtomicTableWriter(out) as writer,
+        ThreadPoolExecutor(1, "anoean-writer") as wpool,
+        ThreadPoolExecutor(workers, "anoean-score") as spool,
+    ):
+        try:
+            for batch in _prefetch(batches, depth=1):
+                if offset == 0:
+                    extra = _check_columns(pipe, batch.schema.names, str(src))
+                    if extra:
+                        warnings.warn(
+                            f"{src}: column(s) {extra} were not seen in fit; they are ignored "
+                            "(copied to the output unchanged)",
+                            UserWarning,
+                            stacklevel=2,
+                        )
+                fut = spool.submit(
+                    score_batch,
+                    pipe,
+                    batch,
+                    on_error=on_error,
+                    strict_categories=strict_categories,
+                    source=str(src),
+                    fmt=fmt,
+                    row_offset=offset,
+                )
+                scoring.append((offset, fut))
+                offset += batch.num_rows
+                while len(scoring) >= workers:
+                    drain_one(writer, wpool)
+            while scoring:
+                drain_one(writer, wpool)
+            for f in writing:
+                f.result()
+        except BaseException:
+            for _, f in scoring:
+                f.cancel()
+            for f in writing:
+                f.cancel()
+            raise
+    if stats["unscored"]:
         logger.warning(
             "%s: %d row(s) could not be scored (null anomaly_score, reason in %r): %s%s",
             src,
-            unscored,
+            stats["unscored"],
             ERROR_COLUMN,
             ", ".join(where(r, fmt) for r in unscored_rows[:10]),
-            " ..." if unscored > 10 else "",
+            " ..." if stats["unscored"] > 10 else "",
         )
     return ScoreSummary(
-        offset, alarms, unscored, unscored_rows, time.perf_counter() - t0, Path(out)
+        offset,
+        stats["alarms"],
+        stats["unscored"],
+        unscored_rows,
+        time.perf_counter() - t0,
+        Path(out),
     )
 
 
@@ -660,7 +801,7 @@ def evaluate_table(
     if mask.any():
         row = int(np.flatnonzero(mask)[0])
         raise DataError(f"{source}: {where(row, fmt)}, {reasons[row]}")
-    scores = pipe.detector.anomaly_score(pipe.features(table))
+    scores = pipe.score(pipe.features(table))
     alarm = scores > pipe.threshold
     metrics: dict[str, float | None] = dict(evaluate(y, scores))
     metrics["false_alarm_at_threshold"] = float(alarm[y == 0].mean())

@@ -35,9 +35,10 @@ logger = logging.getLogger("anoean")
 NORMAL_TOKENS = ("0", "false", "normal")
 ANOMALY_TOKENS = ("1", "true", "anomaly")
 
-#: rows per streamed batch: ~30 MB of float32 features for 120 features, well under the
-#: 1 GB budget, and large enough that per-batch overheads vanish
-DEFAULT_BATCH_ROWS = 65536
+#: rows per streamed batch: ~15 MB of float32 features for 120 features, so the few
+#: batches in flight stay far below a 1 GB budget, and large enough that per-batch
+#: overheads vanish
+DEFAULT_BATCH_ROWS = 32768
 
 # a number as pyarrow's string -> float cast accepts it (only used to locate a bad value)
 _NUMBER_RE = r"^\s*[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|nan|inf|infinity)\s*$"
@@ -189,12 +190,15 @@ def iter_batches(
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     column_types: dict[str, pa.DataType] | None = None,
+    dictionary_columns: Sequence[str] = (),
 ) -> Iterator[pa.RecordBatch]:
     """Stream a CSV or Parquet file as record batches of about ``batch_rows`` rows.
 
     Memory stays bounded by a few batches whatever the file size. ``column_types`` fixes
     the types of CSV columns (so that a column the model reads as numbers is not inferred
-    as integers from the first block and then fails on a later one).
+    as integers from the first block and then fails on a later one). ``dictionary_columns``
+    are read dictionary-encoded from Parquet (categories repeat: decoding them once per
+    row group and writing them back as dictionaries is several times cheaper than strings).
 
     Raises
     ------
@@ -228,6 +232,14 @@ def iter_batches(
 
         try:
             pf = pq.ParquetFile(path)
+            names = set(pf.schema_arrow.names)
+            as_dict = [
+                c
+                for c in dictionary_columns
+                if c in names and pa.types.is_string(pf.schema_arrow.field(c).type)
+            ]
+            if as_dict:
+                pf = pq.ParquetFile(path, read_dictionary=as_dict)
             for batch in pf.iter_batches(batch_size=batch_rows):
                 n += batch.num_rows
                 yield batch
