@@ -52,6 +52,9 @@ def test_single_rows_and_batches_agree(mlp_model, tmp_path: Path) -> None:
     batch = sc.score(X[:5])
     ones = np.array([sc.score(x)[0] for x in X[:5]])
     np.testing.assert_allclose(ones, batch, rtol=1e-6)
+    fast = np.array([sc.score_one(x) for x in X[:5]])
+    np.testing.assert_allclose(fast, batch, rtol=1e-6)
+    assert isinstance(sc.score_one(X[0]), float)
     onnx_path = export_onnx(path, tmp_path / "m.onnx")
     np.testing.assert_allclose(_ort_scores(onnx_path, X[:1]), batch[:1], rtol=RTOL, atol=ATOL)
 
@@ -89,6 +92,12 @@ def test_numpy_scorer_rejects_bad_rows(mlp_model) -> None:
         sc.score(bad)
     with pytest.raises(ValueError, match="20 features"):
         sc.score(X[:, :5])
+    row = X[0].copy()
+    row[7] = np.inf
+    with pytest.raises(ValueError, match="column 7"):
+        sc.score_one(row)
+    with pytest.raises(ValueError, match="one row of 20 features"):
+        sc.score_one(X[:2])
 
 
 def test_numpy_scorer_imports_neither_torch_nor_sklearn(mlp_model) -> None:
