@@ -673,3 +673,45 @@ def test_corrupted_or_tampered_model(
     ):
         fails(run(*verb), str(bad), expect)
     assert not (tmp_path / "s.parquet").exists()
+
+
+def test_a_baseline_method_runs_through_every_verb(data_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("anoean.baselines")
+    out = tmp_path / "oc"
+    res = run(
+        "fit",
+        data_dir / "train.csv",
+        "--label-column",
+        "is_attack",
+        "--exclude",
+        "id",
+        "--method",
+        "ocsvm",
+        "--out",
+        out,
+        "--quiet",
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "pipeline.json").read_text())["detector_class"] == "OCSVM"
+    res = run("score", out, data_dir / "test.parquet", "--out", tmp_path / "s.parquet")
+    assert res.exit_code == 0, res.output
+    pipe = load_pipeline(out)
+    assert pipe.engine == "torch"  # the numpy and ONNX engines are AnoEAN-only
+    got = pq.read_table(tmp_path / "s.parquet").column("anomaly_score").to_numpy()
+    t = pq.read_table(data_dir / "test.parquet")
+    np.testing.assert_allclose(got, pipe.detector.anomaly_score(pipe.features(t)), rtol=1e-6)
+    assert run("evaluate", out, data_dir / "test.parquet").exit_code == 0
+    fails(run("export", out, "--onnx", tmp_path / "x.onnx"), "OCSVM", "only AnoEAN")
+    fails(
+        run(
+            "score",
+            out,
+            data_dir / "test.parquet",
+            "--out",
+            tmp_path / "t.parquet",
+            "--engine",
+            "numpy",
+        ),
+        "OCSVM",
+        "--engine torch",
+    )

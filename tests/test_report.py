@@ -118,7 +118,9 @@ def test_pca_matches_scikit_learn() -> None:
     np.testing.assert_allclose(np.abs(P), np.abs(ref.transform(Z)), atol=1e-8)
 
 
-def test_detector_without_latent_space_or_history_gets_notes(report_model: tuple[Path, Path]) -> None:
+def test_detector_without_latent_space_or_history_gets_notes(
+    report_model: tuple[Path, Path],
+) -> None:
     from anoean.pipeline import load_pipeline
     from anoean.report import build_report
 
@@ -174,7 +176,9 @@ def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(report_model: tuple[Path, Path], tmp_path: Path) -> None:
+def test_report_renders_in_headless_chromium(
+    report_model: tuple[Path, Path], tmp_path: Path
+) -> None:
     import matplotlib.image as mpimg
 
     _, report = report_model

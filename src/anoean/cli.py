@@ -276,7 +276,8 @@ def fit(
     )
     click.echo(
         f"{rep.pipeline.meta['detector_class']} trained on {rep.n_train} rows; validation on "
-        f"{rep.n_val} held-out rows (also used for early stopping and the threshold):"
+        f"{rep.n_val} held-out rows (also used to set the threshold, and by neural models "
+        "to stop early):"
     )
     for line in _metrics_lines(rep.val_metrics):
         click.echo(line)

@@ -108,8 +108,8 @@ def load_scorer(
         )
     if not is_anoean:
         raise ModelFileError(
-            f"{path} holds a {config.get('class')} model; the {engine!r} engine runs AnoEAN "
-            "models only (use --engine torch)"
+            f"{path} holds a model of class {config.get('class')}; the {engine!r} engine runs "
+            "AnoEAN models only (use --engine torch)"
         )
     if not is_mlp:
         raise ModelFileError(

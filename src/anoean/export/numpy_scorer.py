@@ -113,7 +113,8 @@ class NumpyScorer:
         """Build from a verified (config, arrays) pair as returned by ``read_model_dir``."""
         if config.get("class") != "AnoEAN":
             raise ModelFileError(
-                f"{source} holds a {config.get('class')} model; NumpyScorer scores AnoEAN models"
+                f"{source} holds a model of class {config.get('class')}; NumpyScorer scores "
+                "AnoEAN models only"
             )
         params, state = config.get("params", {}), config.get("state", {})
         if params.get("encoder", "mlp") != "mlp":

@@ -180,7 +180,8 @@ def export_onnx(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) 
     config, arrays = read_model_dir(model_dir)
     if config.get("class") != "AnoEAN":
         raise ModelFileError(
-            f"{model_dir} holds a {config.get('class')} model; only AnoEAN models export to ONNX"
+            f"{model_dir} holds a model of class {config.get('class')}; only AnoEAN models "
+            "export to ONNX"
         )
     state = config["state"]
     metadata = {
