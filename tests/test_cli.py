@@ -124,6 +124,7 @@ def test_score_keeps_every_row_and_appends_scores(
     assert res.exit_code == 0, res.output
     inp, got = _table(data_dir / src), _table(out)
     assert got.column_names == [*inp.column_names, "anomaly_score", "is_anomaly"]
+    assert got.schema.remove(got.num_columns - 1).remove(got.num_columns - 2) == inp.schema
     assert got.num_rows == inp.num_rows
     assert got.column("id").to_pylist() == inp.column("id").to_pylist()  # order kept
     pipe = load_pipeline(model)
