@@ -346,6 +346,7 @@ def score(
 ) -> None:
     """Score every row of DATA with MODEL, streaming in bounded memory."""
     from .pipeline import load_pipeline, score_file
+    from .tabular import file_format, where
 
     with _errors(ctx):
         pipe = load_pipeline(model, engine=engine)
@@ -363,7 +364,7 @@ def score(
         f"alarm(s) at threshold {pipe.threshold:.4g}"
         + (
             f", {res.unscored} row(s) not scored (null score, reason in score_error): "
-            + ", ".join(f"row {r}" for r in res.unscored_rows[:10])
+            + ", ".join(where(r, file_format(data)) for r in res.unscored_rows[:10])
             + (" ..." if res.unscored > 10 else "")
             if res.unscored
             else ""

@@ -329,7 +329,7 @@ def score_file(
                 f.cancel()
             raise
     if stats["unscored"]:
-        logger.warning(
+        logger.info(  # the caller gets them in ScoreSummary; the CLI prints them
             "%s: %d row(s) could not be scored (null anomaly_score, reason in %r): %s%s",
             src,
             stats["unscored"],
