@@ -117,7 +117,7 @@ def score_batch(
         extra = f" ({int(mask.sum())} such rows in this batch)" if mask.sum() > 1 else ""
         raise DataError(
             f"{source}: {where(row_offset + row, fmt)}, {reasons[row]}{extra}; use "
-            "--on-error flag to score the other rows and mark these"
+            "--on-error flag (on_error='flag') to score the other rows and mark these"
         )
     good = ~mask
     if good.any():
@@ -146,6 +146,9 @@ def score_batch(
 
 @dataclass
 class ScoreSummary:
+    """What :func:`score_file` did: rows read and written, alarms raised, rows that could
+    not be scored (with ``on_error="flag"``; the first 1,000 row numbers), wall time."""
+
     rows: int
     alarms: int
     unscored: int
@@ -177,20 +180,24 @@ def _prefetch(it: Iterator[Any], depth: int) -> Iterator[Any]:
     done = object()
     stop = threading.Event()
 
+    def put(item: Any) -> bool:
+        # never block for good: the consumer may have stopped reading (an error downstream)
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             for item in it:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            q.put(done)
+            put(done)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            q.put(exc)
+            put(exc)
 
     t = threading.Thread(target=work, name="anoean-reader", daemon=True)
     t.start()
@@ -274,7 +281,7 @@ def score_file(
     scoring: deque[tuple[int, Future[pa.RecordBatch]]] = deque()
     writing: deque[Future[None]] = deque()
 
-    def drain_one(writer: AtomicTableWriter, wpool: ThreadPoolExecutor) -> None:
+    def drain_one(wpool: ThreadPoolExecutor) -> None:
         start, fut = scoring.popleft()
         scored = fut.result()  # re-raises the batch's DataError, in file order
         alarm = scored.column(ALARM_COLUMN)
@@ -317,9 +324,9 @@ def score_file(
                 scoring.append((offset, fut))
                 offset += batch.num_rows
                 while len(scoring) >= workers:
-                    drain_one(writer, wpool)
+                    drain_one(wpool)
             while scoring:
-                drain_one(writer, wpool)
+                drain_one(wpool)
             for f in writing:
                 f.result()
         except BaseException:
