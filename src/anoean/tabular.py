@@ -107,7 +107,10 @@ def _conversion_error(path: Path, exc: Exception, column_types: dict[str, Any]) 
         col = pacsv.read_csv(
             path,
             convert_options=pacsv.ConvertOptions(
-                include_columns=[name], column_types={name: pa.string()}
+                include_columns=[name],
+                column_types={name: pa.string()},
+                null_values=[""],  # as in the failed read: only an empty field is missing
+                strings_can_be_null=True,
             ),
         ).column(name)
         ok = pc.or_(pc.match_substring_regex(col, _NUMBER_RE, ignore_case=True), pc.is_null(col))
@@ -328,7 +331,8 @@ def parse_labels(
         for v in [*anomaly_values, *normal_values]:
             if not pc.any(pc.equal(text, str(v).strip().lower())).as_py():
                 logger.warning("%s: label value %r does not occur in column %r", source, v, name)
-        _log_label_mapping(text, y, name, source)
+        if logger.isEnabledFor(logging.INFO):
+            _log_label_mapping(text, y, name, source)
         return y
     is_n = pc.is_in(text, value_set=pa.array(NORMAL_TOKENS)).to_numpy(zero_copy_only=False)
     is_a = pc.is_in(text, value_set=pa.array(ANOMALY_TOKENS)).to_numpy(zero_copy_only=False)
