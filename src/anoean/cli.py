@@ -410,7 +410,7 @@ def evaluate(
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
-    click.echo(f"{data}: {int(metrics['rows'])} rows, {int(metrics['anomalies'])} anomalies")
+    click.echo(f"{data}: {metrics['rows']:.0f} rows, {metrics['anomalies']:.0f} anomalies")
     for line in _metrics_lines(metrics):
         click.echo(line)
 

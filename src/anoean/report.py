@@ -246,7 +246,7 @@ def build_report(
 
     esc = html.escape
     rows = [
-        ("data", f"{source}: {int(metrics['rows'])} rows, {int(metrics['anomalies'])} anomalies"),
+        ("data", f"{source}: {metrics['rows']:.0f} rows, {metrics['anomalies']:.0f} anomalies"),
         (
             "model",
             f"{pipe.meta.get('detector_class', type(det).__name__)} ({pipe.path or 'in memory'})",

@@ -371,7 +371,7 @@ def _log_label_mapping(text: pa.Array, y: np.ndarray, name: str, source: str) ->
 def find_bad_rows(
     table: pa.Table | pa.RecordBatch,
     numeric: Sequence[str],
-    categories: dict[str, Sequence[str]] | None = None,
+    categories: dict[str, Sequence[str] | None] | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Rows that cannot be encoded, and for each the first reason, without Python row loops.
 

@@ -129,7 +129,7 @@ def _conv_graph_bytes(path: str | os.PathLike[str], metadata: dict[str, str]) ->
         torch.onnx.export(
             Scorer().eval(),
             (torch.zeros(1, *det.input_shape_),),
-            buf,
+            buf,  # type: ignore[arg-type]  # a file object works (and is documented)
             dynamo=False,
             opset_version=OPSET,
             input_names=[INPUT_NAME],
