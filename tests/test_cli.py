@@ -643,7 +643,9 @@ def test_failure_keeps_an_existing_output_file(model: Path, data_dir: Path, tmp_
 
 
 # --------------------------------------------------------------------------- bad model dirs
-@pytest.mark.parametrize("damage", ["weights", "preprocessing", "pipeline", "config", "nodir"])
+@pytest.mark.parametrize(
+    "damage", ["weights", "preprocessing", "pipeline", "config", "threshold", "nodir"]
+)
 def test_corrupted_or_tampered_model(
     model: Path, data_dir: Path, tmp_path: Path, damage: str
 ) -> None:
@@ -664,7 +666,12 @@ def test_corrupted_or_tampered_model(
         expect = "pipeline.json is missing"
     elif damage == "config":
         (bad / "config.json").write_text("{not json")
-        expect = "config.json is not valid JSON"
+        expect = "config.json does not match"
+    elif damage == "threshold":
+        cfg = json.loads((bad / "config.json").read_text())
+        cfg["state"]["threshold_"] *= 10  # silence most alarms
+        (bad / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+        expect = "threshold, parameters) was damaged or modified"
     else:
         bad = tmp_path / "nothing"
         expect = "no such model directory"

@@ -372,6 +372,9 @@ def save_pipeline(pipe: Pipeline, path: str | os.PathLike[str]) -> Path:
         (model / PREPROCESSING_FILE).write_text(pre_text, encoding="utf-8")
         meta = dict(pipe.meta)
         meta["preprocessing_sha256"] = hashlib.sha256(pre_text.encode("utf-8")).hexdigest()
+        # config.json holds the threshold and the parameters; the weights' digest in it
+        # does not cover them, so pin the file itself here
+        meta["config_sha256"] = hashlib.sha256((model / CONFIG_FILE).read_bytes()).hexdigest()
         (model / PIPELINE_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if path.exists():
             shutil.rmtree(path)
@@ -416,6 +419,13 @@ def load_pipeline(
             f"{meta_file} has format_version {meta.get('format_version')!r}; this anoean reads "
             f"version {PIPELINE_VERSION}"
         )
+    cfg_file = path / CONFIG_FILE
+    if cfg_file.is_file() and "config_sha256" in meta:
+        if hashlib.sha256(cfg_file.read_bytes()).hexdigest() != meta["config_sha256"]:
+            raise ModelFileError(
+                f"{cfg_file} does not match the SHA-256 recorded in {PIPELINE_FILE}: the "
+                "detector's configuration (threshold, parameters) was damaged or modified"
+            )
     pre_bytes = pre_file.read_bytes()
     if hashlib.sha256(pre_bytes).hexdigest() != meta.get("preprocessing_sha256"):
         raise ModelFileError(
