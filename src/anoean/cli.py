@@ -479,5 +479,59 @@ def report(
     click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.option(
+    "--experiments",
+    default="nsl-kdd,kdd99,mnist-1vall,mnist-nvm",
+    show_default=True,
+    help="Comma-separated experiments.",
+)
+@click.option(
+    "--methods",
+    "methods_",
+    default="ocsvm,svm,anogan,egbad,alad,anoean",
+    show_default=True,
+    help="Comma-separated methods.",
+)
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(1), help="Seeds 0..N-1.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Worker processes.")
+@click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path))
+@click.option("--quick", is_flag=True, help="1 seed, fewer epochs, 2 digits, n in {1, 3}.")
+@click.option("--data-home", default=None, help="Dataset folder (default: ANOEAN_DATA or the cache).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def reproduce(
+    ctx: click.Context,
+    experiments: str,
+    methods_: str,
+    seeds: int,
+    jobs: int,
+    out: Path,
+    quick: bool,
+    data_home: str | None,
+    quiet: bool,
+) -> None:
+    """Regenerate the paper's tables and figures; resumes from OUT/runs.jsonl."""
+    from .experiments import reproduce as run
+
+    with _errors(ctx):
+        summary = run(
+            experiments=_csv_list(experiments) or [],
+            methods=_csv_list(methods_) or [],
+            seeds=1 if quick else seeds,
+            jobs=jobs,
+            out=out,
+            quick=quick,
+            data_home=data_home,
+            progress=not quiet,
+        )
+    click.echo(
+        f"{summary['ran']} run(s) done ({summary['failed']} failed) of {summary['planned']} planned "
+        f"in {summary['wall_s']:.0f} s; wrote " + ", ".join(summary.get("written", []))
+    )
+    if summary["failed"]:
+        raise click.ClickException(f"{summary['failed']} run(s) failed: see {out}/errors.jsonl")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
