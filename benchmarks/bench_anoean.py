@@ -83,8 +83,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fit.pop("model").save(os.path.join(tmp, "m"))
         out = subprocess.run(
-            [sys.executable, __file__, "--score-child", os.path.join(tmp, "m"), "--rows", str(args.rows)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--score-child",
+                os.path.join(tmp, "m"),
+                "--rows",
+                str(args.rows),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     score = json.loads(out.stdout.strip().splitlines()[-1])
     lines = [

@@ -41,15 +41,21 @@ print(json.dumps({"import": t1 - t0, "load": t2 - t1, "preprocess": t3 - t2,
 
 def _run_once(data_home: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    out = subprocess.run([sys.executable, "-c", _CHILD, data_home], env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, data_home],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-home", default=os.environ.get("ANOEAN_DATA",
-                                                              str(ROOT.parent / "shared/datasets")))
+    parser.add_argument(
+        "--data-home", default=os.environ.get("ANOEAN_DATA", str(ROOT.parent / "shared/datasets"))
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(ROOT / "docs/benchmarks/load.md"))
     args = parser.parse_args()
@@ -67,7 +73,7 @@ def main() -> None:
         "",
         "Produced by `benchmarks/bench_load.py` (do not edit by hand).",
         "",
-        "What is timed: `load_kdd99(subset=\"train\")` (read `kddcup.data_10_percent.gz`, "
+        'What is timed: `load_kdd99(subset="train")` (read `kddcup.data_10_percent.gz`, '
         "gunzip, parse 494,021 rows x 42 fields, map labels to families) and "
         "`TabularPreprocessor(categorical=[protocol_type, service, flag]).fit_transform` on "
         f"its 41 features, giving a float32 matrix of shape {tuple(runs[0]['shape'])}. Each "

@@ -1,8 +1,32 @@
 """anoean: semi-supervised anomaly detection with an Encoding Adversarial Network."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .base import BaseDetector, ModelFileError, load  # noqa: E402
-from .models.anoean import AnoEAN  # noqa: E402
-
 __all__ = ["AnoEAN", "BaseDetector", "ModelFileError", "load", "__version__"]
+
+if TYPE_CHECKING:
+    from .base import BaseDetector, load
+    from .modelfile import ModelFileError
+    from .models.anoean import AnoEAN
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): ``import anoean.export`` must not pull in torch or scikit-learn, so
+    # that the numpy-only scorer stays light for embedded use.
+    if name == "AnoEAN":
+        from .models.anoean import AnoEAN
+
+        return AnoEAN
+    if name in ("BaseDetector", "load"):
+        from . import base
+
+        return getattr(base, name)
+    if name == "ModelFileError":
+        from .modelfile import ModelFileError
+
+        return ModelFileError
+    raise AttributeError(f"module 'anoean' has no attribute {name!r}")

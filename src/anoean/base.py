@@ -41,17 +41,19 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._utils import versions
 
-FORMAT_NAME = "anoean-model"
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.safetensors"
+# The model-file format lives in a light module (numpy + safetensors only) so that the
+# numpy scorer can read models without importing scikit-learn or torch; re-exported here.
+from .modelfile import (  # noqa: F401
+    CONFIG_FILE,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    ModelFileError,
+    read_model_dir,
+)
 
 #: Every concrete detector class, by name, so that :func:`load` can rebuild any of them.
 DETECTORS: dict[str, type[BaseDetector]] = {}
-
-
-class ModelFileError(ValueError):
-    """A model directory is missing, damaged, tampered with or of the wrong kind."""
 
 
 def _locate_nonfinite(X: np.ndarray, name: str) -> str:
@@ -333,7 +335,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def load(cls, path: str | os.PathLike[str], *, device: str | None = None) -> BaseDetector:
         """Load a model saved by :meth:`save`; raises :class:`ModelFileError` if it is damaged."""
         config, arrays = read_model_dir(path)
-        klass = DETECTORS.get(config["class"])
+        klass = DETECTORS.get(config["class"]) or _import_detector(config["class"])
         if klass is None:
             raise ModelFileError(f"{path}: unknown model class {config['class']!r}")
         if not issubclass(klass, cls):
@@ -361,6 +363,25 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         return est
 
 
+def _import_detector(name: str) -> type[BaseDetector] | None:
+    """Import the modules that define detectors, so ``load`` works before any model import.
+
+    ``import anoean`` is lazy (it does not import torch), so a class may not be registered
+    yet when a model is loaded.
+    """
+    import importlib
+
+    for module in ("anoean.models", "anoean.baselines"):
+        if name in DETECTORS:
+            break
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a missing dependency inside it is a real error
+                raise
+    return DETECTORS.get(name)
+
+
 def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in params.items():
@@ -378,43 +399,6 @@ def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"parameter {k}={v!r} cannot be saved as JSON") from exc
         out[k] = v
     return out
-
-
-def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read and verify a model directory without building the model."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    path = Path(path)
-    cfg_file, w_file = path / CONFIG_FILE, path / WEIGHTS_FILE
-    for f in (cfg_file, w_file):
-        if not f.is_file():
-            raise ModelFileError(f"{path} is not a model directory: {f.name} is missing")
-    try:
-        config = json.loads(cfg_file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{cfg_file} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{cfg_file} is not an anoean model config")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{cfg_file} has format_version {config.get('format_version')!r}; "
-            f"this anoean reads version {FORMAT_VERSION}"
-        )
-    for key in ("class", "params", "state", "weights_sha256"):
-        if key not in config:
-            raise ModelFileError(f"{cfg_file} lacks the key {key!r}")
-    data = w_file.read_bytes()
-    if hashlib.sha256(data).hexdigest() != config["weights_sha256"]:
-        raise ModelFileError(
-            f"{w_file} does not match the SHA-256 recorded in {CONFIG_FILE}: "
-            "the weights are damaged or were modified"
-        )
-    try:
-        arrays = load_file(str(w_file))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{w_file} is not a readable safetensors file: {exc}") from exc
-    return config, arrays
 
 
 def load(path: str | os.PathLike[str], *, device: str | None = None) -> BaseDetector:

@@ -1,25 +1,115 @@
-"""Command-line interface: a thin shell over the library (one verb per library entry point)."""
+"""Command-line interface: a thin shell over the library (one verb per library entry point).
+
+``fit``, ``score``, ``evaluate``, ``export`` and ``report`` call :mod:`anoean.pipeline`,
+:mod:`anoean.export` and :mod:`anoean.report`; this module only parses options, prints, and
+turns errors into a one-line message and exit status 1.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import click
+
+logger = logging.getLogger("anoean")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="anoean")
-@click.option("-v", "--verbose", count=True, help="Log more (repeat for debug).")
-def main(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True, help="Log more (repeat for debug and tracebacks).")
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """anoean: semi-supervised anomaly detection with an Encoding Adversarial Network."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("anoean").setLevel(level)
+    ctx.obj = {"verbose": verbose}
 
 
+@contextlib.contextmanager
+def _errors(ctx: click.Context) -> Iterator[None]:
+    """Bad input -> ``error: <message>`` on stderr and exit status 1 (a traceback with -vv);
+    warnings -> ``warning: <message>`` on stderr as they happen."""
+    from .modelfile import ModelFileError
+    from .tabular import DataError
+
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        try:
+            yield
+        except (
+            DataError,
+            ModelFileError,
+            FileExistsError,
+            FileNotFoundError,
+            ValueError,
+            ImportError,
+        ) as exc:
+            if (ctx.obj or {}).get("verbose", 0) >= 2:
+                raise
+            raise click.ClickException(str(exc)) from exc
+
+
+def _csv_list(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--param")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw  # a bare string such as device=cpu
+    return out
+
+
+def _fmt(v: float | None, pct: bool = False) -> str:
+    if v is None:
+        return "n/a"
+    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+
+
+def _metrics_lines(m: dict[str, Any]) -> list[str]:
+    lines = []
+    if "aucpr" in m:
+        lines.append(
+            f"  AUC-PR {_fmt(m['aucpr'])}   AUROC {_fmt(m['auroc'])}   "
+            f"best F1 {_fmt(m['best_f1'])} "
+            f"(false alarms {_fmt(m['false_alarm'], True)} of alarms, recall "
+            f"{_fmt(m['recall'], True)})"
+        )
+    lines.append(
+        f"  at the threshold {m['threshold']:.4g}: {_fmt(m['false_alarm_at_threshold'], True)} of "
+        f"normal rows raise an alarm, recall {_fmt(m.get('recall_at_threshold'), True)}"
+    )
+    return lines
+
+
+# --------------------------------------------------------------------------- demo
 def _metrics_table(methods: dict[str, dict[str, float]]) -> str:
-    head = f"{'method':<14} {'AUC-PR':>7} {'best F1':>8} {'FA':>7} {'recall':>7} {'AUROC':>7} {'fit s':>7}"
+    head = (
+        f"{'method':<14} {'AUC-PR':>7} {'best F1':>8} {'FA':>7} {'recall':>7} {'AUROC':>7} "
+        f"{'fit s':>7}"
+    )
     lines = [head, "-" * len(head)]
     for name, m in methods.items():
         lines.append(
@@ -30,7 +120,9 @@ def _metrics_table(methods: dict[str, dict[str, float]]) -> str:
 
 
 @main.command()
-@click.option("--normal", default=0, show_default=True, type=click.IntRange(0, 9), help="Normal digit.")
+@click.option(
+    "--normal", default=0, show_default=True, type=click.IntRange(0, 9), help="Normal digit."
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--max-epochs", default=300, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
@@ -47,6 +139,398 @@ def demo(normal: int, seed: int, max_epochs: int, as_json: bool, quiet: bool) ->
     click.echo()
     click.echo(_metrics_table(res["methods"]))
     click.echo("\nFA = false-alarm rate (1 - precision) and recall at the best-F1 threshold.")
+
+
+# --------------------------------------------------------------------------- fit
+_label_options = [
+    click.option(
+        "--anomaly-value",
+        "anomaly_values",
+        multiple=True,
+        metavar="VALUE",
+        help="A label value meaning 'anomaly' (repeatable); other values are normal unless "
+        "--normal-value is also given.",
+    ),
+    click.option(
+        "--normal-value",
+        "normal_values",
+        multiple=True,
+        metavar="VALUE",
+        help="A label value meaning 'normal' (repeatable); other values are anomalies unless "
+        "--anomaly-value is also given.",
+    ),
+]
+
+
+def _with_label_options(f: Any) -> Any:
+    for opt in reversed(_label_options):
+        f = opt(f)
+    return f
+
+
+@main.command()
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label-column", required=True, help="Column holding the labels.")
+@click.option(
+    "--out", "out", required=True, type=click.Path(path_type=Path), help="Model directory to write."
+)
+@click.option(
+    "--categorical", help="Comma-separated categorical columns (default: every non-numeric column)."
+)
+@click.option("--exclude", help="Comma-separated columns to ignore (ids, timestamps).")
+@click.option(
+    "--method",
+    default="anoean",
+    show_default=True,
+    help="Detector: anoean, or a baseline when installed (see 'anoean methods').",
+)
+@click.option(
+    "--target-false-alarm",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Set the threshold so this share of validation normals raise an alarm.",
+)
+@_with_label_options
+@click.option(
+    "--unknown-categories",
+    type=click.Choice(["ignore", "error"]),
+    default="ignore",
+    show_default=True,
+    help="Default policy at score time for categories not seen in "
+    "fit: encode as all-zero, or treat the row as unscorable.",
+)
+@click.option(
+    "--validation-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of each class held out for validation.",
+)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A detector parameter, e.g. --param max_epochs=50 (repeatable; JSON values).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the validation metrics as JSON.")
+@click.pass_context
+def fit(
+    ctx: click.Context,
+    data: Path,
+    label_column: str,
+    out: Path,
+    categorical: str | None,
+    exclude: str | None,
+    method: str,
+    target_false_alarm: float | None,
+    anomaly_values: tuple[str, ...],
+    normal_values: tuple[str, ...],
+    unknown_categories: str,
+    validation_fraction: float,
+    seed: int,
+    params: tuple[str, ...],
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Fit preprocessing and a detector on DATA (.csv or .parquet) and write a model directory."""
+    from .pipeline import fit_pipeline, save_pipeline
+    from .tabular import file_format, read_table
+
+    with _errors(ctx):
+        kwargs = _parse_params(params)
+        fmt = file_format(data)
+        table = read_table(data)
+        rep = fit_pipeline(
+            table,
+            label_column=label_column,
+            categorical=_csv_list(categorical),
+            exclude=_csv_list(exclude) or [],
+            method=method,
+            params=kwargs,
+            target_false_alarm=target_false_alarm,
+            anomaly_values=anomaly_values,
+            normal_values=normal_values,
+            unknown=unknown_categories,
+            validation_fraction=validation_fraction,
+            random_state=seed,
+            verbose=0 if quiet else 1,
+            source=str(data),
+            fmt=fmt,
+        )
+        path = save_pipeline(rep.pipeline, out)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"model": str(path), **rep.pipeline.meta["fit"], "validation": rep.val_metrics},
+                indent=2,
+            )
+        )
+        return
+    pre = rep.pipeline.preprocessor
+    click.echo(
+        f"{data}: {rep.n_rows} rows ({rep.n_anomalies} labelled anomalies); "
+        f"{len(pre.numeric_columns_)} numeric + {len(pre.categorical_columns_)} categorical "
+        f"columns -> {len(pre.feature_names_out_)} features"
+    )
+    click.echo(
+        f"{rep.pipeline.meta['detector_class']} trained on {rep.n_train} rows; validation on "
+        f"{rep.n_val} held-out rows (also used to set the threshold, and by neural models "
+        "to stop early):"
+    )
+    for line in _metrics_lines(rep.val_metrics):
+        click.echo(line)
+    click.echo(f"wrote {path}/")
+
+
+@main.command()
+def methods() -> None:
+    """List the detectors available to 'fit --method'."""
+    from .pipeline import available_methods
+
+    for name, cls in available_methods().items():
+        click.echo(f"{name:<12} {cls.__module__}.{cls.__name__}")
+
+
+# --------------------------------------------------------------------------- score
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file (.parquet or .csv): the input rows plus anomaly_score and is_anomaly.",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["fail", "flag"]),
+    default="fail",
+    show_default=True,
+    help="A row that cannot be scored: stop with its row number "
+    "(fail), or keep it with a null score and the reason in a score_error column (flag).",
+)
+@click.option(
+    "--strict-categories/--lenient-categories",
+    default=None,
+    help="Treat categories not seen in fit as unscorable rows (default: as chosen in "
+    "fit with --unknown-categories).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "torch", "numpy", "onnx"]),
+    default="auto",
+    show_default=True,
+    help="How scores are computed: auto = ONNX Runtime for AnoEAN when installed (fastest), "
+    "else numpy; torch = the detector itself (every method). Same scores to float32 round-off.",
+)
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(1),
+    default=32768,  # anoean.tabular.DEFAULT_BATCH_ROWS (not imported: keeps --help fast)
+    show_default=True,
+    help="Rows per streamed batch (bounds memory).",
+)
+@click.pass_context
+def score(
+    ctx: click.Context,
+    model: Path,
+    data: Path,
+    out: Path,
+    on_error: str,
+    strict_categories: bool | None,
+    engine: str,
+    batch_rows: int,
+) -> None:
+    """Score every row of DATA with MODEL, streaming in bounded memory."""
+    from .pipeline import load_pipeline, score_file
+    from .tabular import file_format, where
+
+    with _errors(ctx):
+        pipe = load_pipeline(model, engine=engine)
+        res = score_file(
+            pipe,
+            data,
+            out,
+            batch_rows=batch_rows,
+            on_error=on_error,
+            strict_categories=strict_categories,
+        )
+    rate = res.rows / res.seconds if res.seconds > 0 else float("inf")
+    click.echo(
+        f"scored {res.rows} rows in {res.seconds:.2f} s ({rate:,.0f} rows/s): {res.alarms} "
+        f"alarm(s) at threshold {pipe.threshold:.4g}"
+        + (
+            f", {res.unscored} row(s) not scored (null score, reason in score_error): "
+            + ", ".join(where(r, file_format(data)) for r in res.unscored_rows[:10])
+            + (" ..." if res.unscored > 10 else "")
+            if res.unscored
+            else ""
+        )
+        + f"; wrote {out}"
+    )
+
+
+# --------------------------------------------------------------------------- evaluate
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label-column", help="Label column (default: the one used in fit).")
+@_with_label_options
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.pass_context
+def evaluate(
+    ctx: click.Context,
+    model: Path,
+    data: Path,
+    label_column: str | None,
+    anomaly_values: tuple[str, ...],
+    normal_values: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """The paper's metrics of MODEL on labelled DATA."""
+    from .pipeline import evaluate_table, load_pipeline
+    from .tabular import file_format, read_table
+
+    with _errors(ctx):
+        pipe = load_pipeline(model)
+        fmt = file_format(data)
+        mapped = bool(anomaly_values or normal_values)
+        metrics, _, _ = evaluate_table(
+            pipe,
+            read_table(data),
+            label_column=label_column,
+            anomaly_values=anomaly_values if mapped else None,
+            normal_values=normal_values if mapped else None,
+            source=str(data),
+            fmt=fmt,
+        )
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    click.echo(f"{data}: {metrics['rows']:.0f} rows, {metrics['anomalies']:.0f} anomalies")
+    for line in _metrics_lines(metrics):
+        click.echo(line)
+
+
+# --------------------------------------------------------------------------- export
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "--onnx",
+    "onnx_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="ONNX file to write: preprocessed features in, anomaly_score out.",
+)
+@click.pass_context
+def export(ctx: click.Context, model: Path, onnx_path: Path) -> None:
+    """Export MODEL's encoder and Mahalanobis distance as one ONNX graph."""
+    from .export import export_onnx
+
+    with _errors(ctx):
+        path = export_onnx(model, onnx_path)
+    click.echo(f"wrote {path} (input 'x': preprocessed float32 features; output 'anomaly_score')")
+
+
+# --------------------------------------------------------------------------- report
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label-column", help="Label column (default: the one used in fit).")
+@_with_label_options
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HTML file to write.",
+)
+@click.pass_context
+def report(
+    ctx: click.Context,
+    model: Path,
+    data: Path,
+    label_column: str | None,
+    anomaly_values: tuple[str, ...],
+    normal_values: tuple[str, ...],
+    out: Path,
+) -> None:
+    """A self-contained HTML report of MODEL on labelled DATA."""
+    from .pipeline import load_pipeline
+    from .report import write_report
+    from .tabular import file_format, read_table
+
+    with _errors(ctx):
+        pipe = load_pipeline(model)
+        mapped = bool(anomaly_values or normal_values)
+        path = write_report(
+            pipe,
+            read_table(data),
+            out,
+            label_column=label_column,
+            anomaly_values=anomaly_values if mapped else None,
+            normal_values=normal_values if mapped else None,
+            source=str(data),
+            fmt=file_format(data),
+        )
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option(
+    "--experiments",
+    default="nsl-kdd,kdd99,mnist-1vall,mnist-nvm",
+    show_default=True,
+    help="Comma-separated experiments.",
+)
+@click.option(
+    "--methods",
+    "methods_",
+    default="ocsvm,svm,anogan,egbad,alad,anoean",
+    show_default=True,
+    help="Comma-separated methods.",
+)
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(1), help="Seeds 0..N-1.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Worker processes.")
+@click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path))
+@click.option("--quick", is_flag=True, help="1 seed, fewer epochs, 2 digits, n in {1, 3}.")
+@click.option("--data-home", default=None, help="Dataset folder (default: ANOEAN_DATA or the cache).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def reproduce(
+    ctx: click.Context,
+    experiments: str,
+    methods_: str,
+    seeds: int,
+    jobs: int,
+    out: Path,
+    quick: bool,
+    data_home: str | None,
+    quiet: bool,
+) -> None:
+    """Regenerate the paper's tables and figures; resumes from OUT/runs.jsonl."""
+    from .experiments import reproduce as run
+
+    with _errors(ctx):
+        summary = run(
+            experiments=_csv_list(experiments) or [],
+            methods=_csv_list(methods_) or [],
+            seeds=1 if quick else seeds,
+            jobs=jobs,
+            out=out,
+            quick=quick,
+            data_home=data_home,
+            progress=not quiet,
+        )
+    click.echo(
+        f"{summary['ran']} run(s) done ({summary['failed']} failed) of {summary['planned']} planned "
+        f"in {summary['wall_s']:.0f} s; wrote " + ", ".join(summary.get("written", []))
+    )
+    if summary["failed"]:
+        raise click.ClickException(f"{summary['failed']} run(s) failed: see {out}/errors.jsonl")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,64 @@
+"""The README's first command (`anoean demo`) and its Python example."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+from click.testing import CliRunner
+
+from anoean.cli import main
+from anoean.demo import digits_split
+
+from conftest import REPO
+
+
+def test_digits_split_has_unseen_digits():
+    s = digits_split(3, seed=1)
+    assert s.y_train.sum() >= 1 and (s.y_train == 0).sum() > 50
+    assert len(s.seen) == 3 and 3 not in s.seen
+    unseen = set(range(10)) - {3} - set(s.seen)
+    test_anomaly_digits = set(s.c_test[s.y_test == 1].tolist())
+    assert test_anomaly_digits & unseen  # the test set holds digits never seen in training
+    assert set(s.c_test[s.y_test == 0].tolist()) == {3}
+    # train, validation and test rows are distinct images
+    rows = lambda X: {r.tobytes() for r in X}  # noqa: E731
+    assert not rows(s.X_train) & rows(s.X_test)
+
+
+def test_demo_command_prints_metrics_for_both_methods():
+    res = CliRunner().invoke(main, ["demo", "--max-epochs", "30", "--quiet", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert set(out["methods"]) == {"AnoEAN", "OCSVM (RBF)"}
+    for m in out["methods"].values():
+        assert {"aucpr", "best_f1", "false_alarm", "recall"} <= set(m)
+        assert 0.2 < m["aucpr"] <= 1.0  # test set is half anomalies: chance is 0.5
+    text = CliRunner().invoke(main, ["demo", "--max-epochs", "5", "--quiet"]).output
+    assert "AUC-PR" in text and "never seen in training" in text
+
+
+def test_readme_python_example_runs(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    scores = np.array(re.findall(r"[\d.]+", proc.stdout.split("]")[0]), dtype=float)
+    assert scores[1] > scores[0]  # the far-off row scores higher
+    assert "-1" in proc.stdout.split("]")[1]
+
+
+def test_readme_starts_with_install_and_test_commands():
+    readme = (REPO / "README.md").read_text()
+    first_block = re.findall(r"```bash\n(.*?)```", readme, re.S)[0].strip().splitlines()
+    assert first_block[0].startswith("pip install torch==2.13.0") and "anoean demo" in first_block[0]
+    assert first_block[1] == "python -m pytest -q"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "python -m pytest -q" in ci and "ANOEAN_DATA" in ci

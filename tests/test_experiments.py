@@ -1,0 +1,90 @@
+"""The reproduction runner: planning, one real quick run, resume, report files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from anoean.experiments import plan_runs, reproduce
+from anoean.experiments.methods import method_spec
+from anoean.experiments.report import write_report
+from anoean.experiments.runner import RUNS_FILE, cases, nvm_normal_digits, read_runs
+
+
+def test_plan_covers_every_triple_once():
+    runs = plan_runs(["nsl-kdd", "mnist-1vall", "mnist-nvm"], ["anoean", "ocsvm"], range(2), quick=True)
+    ids = [r.run_id for r in runs]
+    assert len(ids) == len(set(ids))
+    # nsl-kdd: 1 case, 1vall quick: 2 digits, nvm quick: n in {1, 3}; x 2 methods x 2 seeds
+    assert len(ids) == (1 + 2 + 2) * 2 * 2
+    with pytest.raises(ValueError, match="unknown method"):
+        plan_runs(["nsl-kdd"], ["nope"], range(1), quick=True)
+    with pytest.raises(ValueError, match="unknown experiment"):
+        cases("cifar", 0, quick=True)
+
+
+def test_full_plan_sizes_and_digit_choice():
+    assert len(cases("mnist-1vall", 0, quick=False)) == 10
+    nvm = cases("mnist-nvm", 3, quick=False)
+    assert [len(o["normal"]) for _, _, o in nvm] == [1, 2, 3, 4, 5]
+    assert nvm_normal_digits(3, 0) == nvm_normal_digits(3, 0)
+    assert len({tuple(nvm_normal_digits(2, s)) for s in range(5)}) > 1  # seeds vary the digits
+    digit5 = dict((c, o) for c, _, o in cases("mnist-1vall", 0, quick=False))["digit5"]
+    assert digit5["n_train_normal"] == 4500
+
+
+def test_method_specs():
+    full = method_spec("anoean", images=False, quick=False)
+    assert full.grid == {"latent_dim": [8, 16, 32]}
+    assert len(list(full.configs())) == 3
+    quick = method_spec("anoean", images=True, quick=True)
+    assert list(quick.configs()) == [{"encoder": "conv", "device": "cpu", "max_epochs": 3, "patience": 10}]
+
+
+@pytest.mark.realdata
+def test_quick_run_resume_and_report(tmp_path, data_home):
+    if data_home is None or not (data_home / "nsl-kdd").is_dir():
+        pytest.skip("real datasets not found (set ANOEAN_DATA)")
+    out = tmp_path / "results"
+    kw = dict(experiments=["nsl-kdd"], methods=["anoean"], seeds=1, out=out, quick=True,
+              data_home=str(data_home), progress=False)
+    summary = reproduce(**kw)
+    assert summary["ran"] == 1 and summary["failed"] == 0
+    (rec,) = read_runs(out / RUNS_FILE)
+    assert rec["run_id"] == "nsl-kdd/all/anoean/seed0"
+    assert set(rec["metrics"]) == {"aucpr", "best_f1", "false_alarm", "recall", "auroc"}
+    assert rec["metrics"]["aucpr"] > 0.8
+    assert {"torch", "numpy", "anoean", "git_commit"} <= set(rec["versions"])
+    assert rec["split"]["name"] == "nsl-kdd" and rec["fit_s"] > 0 and rec["score_s"] > 0
+    assert "DoS" in rec["split_description"]
+    # resume: nothing left to run, the file is unchanged
+    before = (out / RUNS_FILE).read_text()
+    assert reproduce(**kw)["ran"] == 0
+    assert (out / RUNS_FILE).read_text() == before
+    tables = (out / "tables.md").read_text()
+    assert "Table 1: NSL-KDD" in tables and "| AnoEAN | 1 |" in tables and "97.5" in tables
+    assert "AnoEAN mean AUC-PR" in (out / "report.md").read_text()
+
+
+def _fake(exp, case, method, seed, aucpr):
+    m = {"aucpr": aucpr, "best_f1": 0.5, "false_alarm": 0.1, "recall": 0.6, "auroc": 0.9}
+    return {"run_id": f"{exp}/{case}/{method}/seed{seed}", "experiment": exp, "case": case,
+            "method": method, "seed": seed, "metrics": m, "fit_s": 1.0, "wall_s": 2.0,
+            "quick": True, "versions": {"git_commit": "abc"}}
+
+
+def test_report_from_records(tmp_path):
+    recs = [_fake("nsl-kdd", "all", "anoean", s, 0.96 + 0.01 * s) for s in range(3)]
+    recs += [_fake("mnist-nvm", f"n{n}", m, 0, a) for n in (1, 3) for m, a in (("anoean", 0.9), ("ocsvm", 0.8 if n == 1 else 0.95))]
+    recs += [_fake("mnist-1vall", f"digit{d}", "anoean", 0, 0.9) for d in (0, 1)]
+    path = tmp_path / RUNS_FILE
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n{truncated")
+    written = {p.name for p in write_report(tmp_path)}
+    assert written == {"tables.md", "report.md", "fig2_mnist_1vall.png", "fig3_mnist_nvm.png"}
+    tables = (tmp_path / "tables.md").read_text()
+    assert "97.0 ± 1.0" in tables  # mean ± std of 96, 97, 98
+    report = (tmp_path / "report.md").read_text()
+    assert "falls short of the paper's 97.5" in report
+    assert "best at n = [1] and not at n = [3]" in report
+    assert (tmp_path / "fig3_mnist_nvm.png").read_bytes()[:4] == b"\x89PNG"
