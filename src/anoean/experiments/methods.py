@@ -7,7 +7,6 @@ runs use each method's defaults only, with a smaller epoch budget.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,9 +48,11 @@ class MethodSpec:
         return getattr(importlib.import_module(module), cls)
 
     def configs(self) -> Iterator[dict[str, Any]]:
-        keys = sorted(self.grid)
-        for values in itertools.product(*(self.grid[k] for k in keys)):
-            yield {**self.fixed, **dict(zip(keys, values, strict=True))}
+        """Every full configuration (fixed settings plus one point of the grid)."""
+        from ..baselines.search import grid_configs
+
+        for cfg in grid_configs(self.grid):
+            yield {**self.fixed, **cfg}
 
 
 def method_spec(name: str, *, images: bool, quick: bool) -> MethodSpec:

@@ -98,27 +98,29 @@ def plan_runs(
 def run_one(run: Run, *, quick: bool, data_home: str | None = None) -> dict[str, Any]:
     """Do one run and return its JSON record (nothing is written here)."""
     from .._utils import versions
-    from ..metrics import aucpr, evaluate
+    from ..baselines.search import select_hyperparameters
+    from ..metrics import evaluate
     from ..protocol import make_split
 
     t_start = time.perf_counter()
     split = make_split(run.split_name, seed=run.seed, data_home=data_home, **run.options)
     images = split.X_train.ndim > 2
     spec = method_spec(run.method, images=images, quick=quick)
-    cls = spec.estimator_class()
-    tried: list[dict[str, Any]] = []
-    best: tuple[float, Any, dict[str, Any], float] | None = None
-    for cfg in spec.configs():
-        est = cls(random_state=run.seed, **cfg)
-        t0 = time.perf_counter()
-        est.fit(split.X_train, split.y_train, X_val=split.X_val, y_val=split.y_val)
-        fit_s = time.perf_counter() - t0
-        val = aucpr(split.y_val, est.anomaly_score(split.X_val))
-        tried.append({"params": {k: cfg[k] for k in spec.grid}, "val_aucpr": val, "fit_s": fit_s})
-        if best is None or val > best[0]:
-            best = (val, est, cfg, fit_s)
-    assert best is not None
-    val_aucpr, est, cfg, fit_s = best
+    search = select_hyperparameters(
+        spec.estimator_class(),
+        spec.grid,
+        split.X_train,
+        split.y_train,
+        split.X_val,
+        split.y_val,
+        base_params={**spec.fixed, "random_state": run.seed},
+    )
+    est, val_aucpr = search.best_estimator, search.best_score
+    cfg = {**spec.fixed, **search.best_params}
+    fit_s = next(
+        r["fit_time_s"] for r in search.results if r["params"] == search.best_params
+    )
+    tried = search.results
     t0 = time.perf_counter()
     scores = est.anomaly_score(split.X_test)
     score_s = time.perf_counter() - t0
