@@ -1,4 +1,4 @@
-"""AnoEAN on a synthetic problem: detection, latent geometry, determinism, persistence, bad input."""
+"""AnoEAN on a synthetic problem: detection, latent geometry, determinism, persistence, input."""
 
 from __future__ import annotations
 
