@@ -1,4 +1,4 @@
-"""AnoEAN on a synthetic problem: detection, latent geometry, determinism, persistence, input."""
+"""AnoEAN on synthetic data: detection, latent geometry, determinism, persistence, bad input."""
 
 from __future__ import annotations
 
