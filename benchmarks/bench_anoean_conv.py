@@ -75,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--src", default=HERE_SRC, help="src directory of 'this' version")
     ap.add_argument("--compare", default=None, help="src directory of the version to compare")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", default=None)
@@ -87,7 +88,7 @@ def main() -> None:
 
     rows = []
     for r in range(args.rounds):
-        this = run_child(HERE_SRC, args.epochs, args.threads)
+        this = run_child(args.src, args.epochs, args.threads)
         other = run_child(args.compare, args.epochs, args.threads) if args.compare else None
         rows.append((this, other))
         print(f"round {r + 1}: this {this['epoch_median_s']:.2f} s/epoch"

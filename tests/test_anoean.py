@@ -264,7 +264,10 @@ def test_step_reuses_codes_bit_identically(kind, shape):
             assert torch.isfinite(got["loss_d"]) and torch.isfinite(got["loss_e"])
             assert torch.equal(got["loss_d"], ref[0]) and torch.equal(got["loss_e"], ref[1])
     for a, b in [(enc, e2), (disc, D2)]:
+        # parameters, and every buffer except batch-norm running statistics (the plain form
+        # updates them twice per batch, see make_step's docstring)
         for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-            assert torch.equal(p, q), name
+            if "running_" not in name and "num_batches_tracked" not in name:
+                assert torch.equal(p, q), name
     # training did move the weights (so the comparison above is not vacuous)
     assert not all(torch.equal(v, enc.state_dict()[k]) for k, v in start.items())
