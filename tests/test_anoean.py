@@ -271,3 +271,16 @@ def test_step_reuses_codes_bit_identically(kind, shape):
                 assert torch.equal(p, q), name
     # training did move the weights (so the comparison above is not vacuous)
     assert not all(torch.equal(v, enc.state_dict()[k]) for k, v in start.items())
+
+
+def test_conv_save_load_keeps_batch_norm_statistics(tmp_path):
+    """The conv encoder's batch-norm running statistics are part of the model file."""
+    rng = np.random.default_rng(1)
+    X = rng.random((120, 1, 16, 16), dtype=np.float32)
+    y = np.r_[np.zeros(100), np.ones(20)]
+    X[y == 1] += 0.5
+    m = AnoEAN(encoder="conv", latent_dim=3, max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    stats = {k: v for k, v in m.encoder_.state_dict().items() if "running_mean" in k}
+    assert stats and all(bool(v.abs().sum() > 0) for v in stats.values())  # updated by training
+    loaded = load(m.save(tmp_path / "conv"))
+    np.testing.assert_array_equal(loaded.anomaly_score(X), m.anomaly_score(X))
