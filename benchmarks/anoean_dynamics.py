@@ -8,8 +8,9 @@ codes, the smallest/largest covariance eigenvalue ratio, and the median code nor
 and anomalies. The last line is ``RESULT {json}`` with the final validation AUC-PR (and the
 test AUC-PR with ``--test``: look at it only after choosing).
 
-``--betas`` and ``--conv-batch-norm`` override the library's defaults (``ADAM_BETAS`` and
-``CONV_BATCH_NORM`` in :mod:`anoean.models.anoean`), to compare choices without editing code.
+``--betas`` (for either encoder) and ``--conv-batch-norm`` override the library's defaults
+(``ADAM_BETAS`` and ``CONV_BATCH_NORM`` in :mod:`anoean.models.anoean`), to compare choices
+without editing code.
 
 Example (the "before" configuration on a 3-vs-7 MNIST case, 12 epochs, no early stopping)::
 
@@ -47,7 +48,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     if args.betas is not None:
-        am.ADAM_BETAS = tuple(args.betas)
+        am.ADAM_BETAS = dict.fromkeys(am.ADAM_BETAS, tuple(args.betas))
     if args.conv_batch_norm is not None:
         am.CONV_BATCH_NORM = bool(args.conv_batch_norm)
     split = make_split(args.split, seed=args.seed, **json.loads(args.options))
@@ -110,7 +111,8 @@ def main() -> None:
         )
     out = {
         "split": args.split, "seed": args.seed, "options": json.loads(args.options),
-        "params": params, "betas": am.ADAM_BETAS, "conv_batch_norm": am.CONV_BATCH_NORM,
+        "params": params, "betas": am.ADAM_BETAS[params.get("encoder", "mlp")],
+        "conv_batch_norm": am.CONV_BATCH_NORM,
         "best_epoch": model.best_epoch_, "n_epochs": model.n_epochs_, "fit_s": fit_s,
         "val_aucpr": aucpr(split.y_val, model.anomaly_score(split.X_val)),
     }
