@@ -318,7 +318,8 @@ class AnoEAN(TransformerMixin, NeuralDetector):
             # NHWC weights make oneDNN's CPU convolutions (forward and backward) about 20%
             # faster here (docs/benchmarks/anoean_conv.md); set before the optimisers see the
             # parameters, and undone after training so saved weights are plain C-order arrays
-            encoder.to(memory_format=torch.channels_last)
+            # (the ignore: torch's stubs for Module.to omit the memory_format keyword)
+            encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
         dev = self.device_
         Xn = torch.from_numpy(X[y == 0]).to(dev)
@@ -352,7 +353,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
             verbose=self.verbose,
             desc="AnoEAN",
         )
-        encoder.to(memory_format=torch.contiguous_format)
+        encoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         encoder.eval()
         disc.eval()
         self.encoder_, self.discriminator_ = encoder, disc
