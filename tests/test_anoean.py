@@ -1,4 +1,4 @@
-"""AnoEAN on a synthetic problem: detection, latent geometry, determinism, persistence, bad input."""
+"""AnoEAN on synthetic data: detection, latent geometry, determinism, persistence, bad input."""
 
 from __future__ import annotations
 
@@ -207,3 +207,80 @@ def test_conv_encoder_on_images():
         m.anomaly_score(np.zeros((2, 1, 8, 8), np.float32))
     with pytest.raises(ValueError, match="needs images"):
         AnoEAN(encoder="conv").fit(np.zeros((10, 5)))
+
+
+@pytest.mark.parametrize("kind, shape", [("mlp", (12,)), ("conv", (1, 16, 16))])
+def test_step_reuses_codes_bit_identically(kind, shape):
+    """make_step encodes each batch once; it must equal the plain alternation bit for bit:
+    encode under no_grad and update D, then encode again with grad and update E."""
+    import copy
+
+    import torch
+
+    from anoean.losses import anoean_discriminator_loss, anoean_encoder_loss
+    from anoean.models.anoean import Discriminator, Encoder, make_step
+    from anoean.nn import build
+
+    d, cpu = 4, torch.device("cpu")
+    gen = torch.Generator().manual_seed(0)
+    enc = build(lambda: Encoder(shape, d, kind), gen, cpu)
+    disc = build(lambda: Discriminator(d), gen, cpu)
+    enc.scaler.set(np.zeros(shape, np.float32), np.ones(shape, np.float32))  # as fit does
+    Xn = torch.rand((90, *shape), generator=gen)
+    Xa = torch.rand((20, *shape), generator=gen) + 0.5
+
+    def plain_step(e, D, opt_e, opt_d, g, idx_n, idx_a):
+        xn, xa = Xn[idx_n], Xa[idx_a]
+        x, n = torch.cat([xn, xa]), xn.shape[0]
+        with torch.no_grad():
+            codes = e(x)
+        z = torch.randn(n, d, generator=g)
+        logits = D(torch.cat([z, codes]))
+        loss_d = anoean_discriminator_loss(logits[:n], logits[n : 2 * n], logits[2 * n :])
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        for p in D.parameters():
+            p.requires_grad_(False)
+        logits = D(e(x))
+        loss_e = anoean_encoder_loss(logits[:n], logits[n:])
+        opt_e.zero_grad()
+        loss_e.backward()
+        opt_e.step()
+        for p in D.parameters():
+            p.requires_grad_(True)
+        return loss_d.detach(), loss_e.detach()
+
+    e2, D2 = copy.deepcopy(enc), copy.deepcopy(disc)
+    start = copy.deepcopy(enc.state_dict())
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in (enc, disc, e2, D2)]
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    step = make_step(enc, disc, opts[0], opts[1], Xn, Xa, g1)
+    batches = EpochBatches(90, 20, 30, torch.Generator().manual_seed(2), cpu)
+    for _ in range(2):
+        for idx_n, idx_a in batches:
+            got = step(idx_n, idx_a)
+            ref = plain_step(e2, D2, opts[2], opts[3], g2, idx_n, idx_a)
+            assert torch.isfinite(got["loss_d"]) and torch.isfinite(got["loss_e"])
+            assert torch.equal(got["loss_d"], ref[0]) and torch.equal(got["loss_e"], ref[1])
+    for a, b in [(enc, e2), (disc, D2)]:
+        # parameters, and every buffer except batch-norm running statistics (the plain form
+        # updates them twice per batch, see make_step's docstring)
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            if "running_" not in name and "num_batches_tracked" not in name:
+                assert torch.equal(p, q), name
+    # training did move the weights (so the comparison above is not vacuous)
+    assert not all(torch.equal(v, enc.state_dict()[k]) for k, v in start.items())
+
+
+def test_conv_save_load_keeps_batch_norm_statistics(tmp_path):
+    """The conv encoder's batch-norm running statistics are part of the model file."""
+    rng = np.random.default_rng(1)
+    X = rng.random((120, 1, 16, 16), dtype=np.float32)
+    y = np.r_[np.zeros(100), np.ones(20)]
+    X[y == 1] += 0.5
+    m = AnoEAN(encoder="conv", latent_dim=3, max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    stats = {k: v for k, v in m.encoder_.state_dict().items() if "running_mean" in k}
+    assert stats and all(bool(v.abs().sum() > 0) for v in stats.values())  # updated by training
+    loaded = load(m.save(tmp_path / "conv"))
+    np.testing.assert_array_equal(loaded.anomaly_score(X), m.anomaly_score(X))
