@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from .base import BaseDetector
@@ -95,9 +97,40 @@ def scaling_stats(X: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class NeuralDetector(BaseDetector):
-    """Base for torch detectors: device, seeding and batched inference helpers."""
+    """Base for torch detectors: architecture check, device, batched inference helpers."""
 
     __abstract__ = True
+
+    #: parameter constraints every neural detector shares (subclasses add their own)
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseDetector._parameter_constraints,
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+        "device": [str],
+    }
+    #: name of the parameter choosing "mlp" (tables) or "conv" (images)
+    _arch_param: ClassVar[str] = "network"
+
+    def _arch(self) -> str:
+        return str(getattr(self, self._arch_param))
+
+    def _accepts_images(self) -> bool:
+        return self._arch() == "conv"
+
+    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        X = super()._validate_X(X, reset=reset)
+        name, kind = self._arch_param, self._arch()
+        if kind == "mlp" and X.ndim != 2:
+            raise ValueError(f"{name}='mlp' needs 2-D X (n, p); got shape {X.shape}")
+        if kind == "conv" and X.ndim != 4:
+            raise ValueError(
+                f"{name}='conv' needs images (n, H, W) or (n, C, H, W); got shape {X.shape}"
+            )
+        return X
 
     def _resolve_scaling(self) -> str:
         scaling = getattr(self, "scaling", "auto")

@@ -36,7 +36,7 @@ import logging
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,7 +45,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from .._utils import make_generators, resolve_device, resolve_seed
-from ..base import BaseDetector
 from ..metrics import aucpr
 from ..neural import NeuralDetector, Standardize, holdout_split, scaling_stats
 from ..nn import build
@@ -102,17 +101,11 @@ class GANDetector(NeuralDetector):
     __abstract__ = True
 
     _parameter_constraints: ClassVar[dict] = {
-        **BaseDetector._parameter_constraints,
+        **NeuralDetector._parameter_constraints,
         "network": [StrOptions({"mlp", "conv"})],
         "latent_dim": [Interval(Integral, 1, None, closed="left"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "patience": [Interval(Integral, 1, None, closed="left"), None],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],  # None: original's
         "scaling": [StrOptions({"auto", "standard", "minmax", "symmetric", "none"})],
-        "random_state": ["random_state"],
-        "device": [str],
     }
 
     #: group name -> names of the networks it updates; "d" is the discriminator group
@@ -152,19 +145,6 @@ class GANDetector(NeuralDetector):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ input
-    def _accepts_images(self) -> bool:
-        return self.network == "conv"
-
-    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
-        X = super()._validate_X(X, reset=reset)
-        if self.network == "mlp" and X.ndim != 2:
-            raise ValueError(f"network='mlp' needs 2-D X (n, p); got shape {X.shape}")
-        if self.network == "conv" and X.ndim != 4:
-            raise ValueError(
-                f"network='conv' needs images (n, H, W) or (n, C, H, W); got shape {X.shape}"
-            )
-        return X
-
     def _scaling_stats(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         kind = self.scaling
         if kind == "auto":

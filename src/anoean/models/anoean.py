@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,7 +34,6 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._utils import make_generators, resolve_device, resolve_seed
-from ..base import BaseDetector
 from ..gaussian import GaussianScorer, mahalanobis_torch
 from ..losses import anoean_discriminator_loss, anoean_encoder_loss
 from ..metrics import aucpr
@@ -225,18 +224,12 @@ class AnoEAN(TransformerMixin, NeuralDetector):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        **BaseDetector._parameter_constraints,
+        **NeuralDetector._parameter_constraints,
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "encoder": [StrOptions({"mlp", "conv"})],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "patience": [Interval(Integral, 1, None, closed="left"), None],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
-        "random_state": ["random_state"],
-        "device": [str],
     }
+    _arch_param: ClassVar[str] = "encoder"
 
     def __init__(
         self,
@@ -269,23 +262,10 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         self.device = device
         self.verbose = verbose
 
-    def _accepts_images(self) -> bool:
-        return self.encoder == "conv"
-
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]  # the encoder runs in float32
         return tags
-
-    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
-        X = super()._validate_X(X, reset=reset)
-        if self.encoder == "mlp" and X.ndim != 2:
-            raise ValueError(f"encoder='mlp' needs 2-D X (n, p); got shape {X.shape}")
-        if self.encoder == "conv" and X.ndim != 4:
-            raise ValueError(
-                f"encoder='conv' needs images (n, H, W) or (n, C, H, W); got shape {X.shape}"
-            )
-        return X
 
     # ------------------------------------------------------------------ building
     def _build(self, generator: torch.Generator) -> tuple[Encoder, Discriminator]:
