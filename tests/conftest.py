@@ -31,11 +31,18 @@ def make_synthetic(seed: int = 0, d: int = 20, n_per_cluster: int = 800, n_anom:
     def draw(c: np.ndarray, n: int) -> np.ndarray:
         return c + rng.normal(size=(n, d))
 
-    X = np.vstack([draw(c, n_per_cluster) for c in centers] + [draw(anomaly_centers[i], n_anom // 2) for i in range(2)])
+    X = np.vstack(
+        [draw(c, n_per_cluster) for c in centers]
+        + [draw(anomaly_centers[i], n_anom // 2) for i in range(2)]
+    )
     y = np.r_[np.zeros(3 * n_per_cluster), np.ones(2 * (n_anom // 2))].astype(int)
     n_t, n_ta = 200, 50
-    X_test = np.vstack([draw(c, n_t) for c in centers] + [draw(anomaly_centers[i], n_ta) for i in range(3)])
-    kind = np.r_[np.zeros(3 * n_t), np.full(n_ta, 1), np.full(n_ta, 2), np.full(n_ta, 3)].astype(int)
+    X_test = np.vstack(
+        [draw(c, n_t) for c in centers] + [draw(anomaly_centers[i], n_ta) for i in range(3)]
+    )
+    kind = np.r_[np.zeros(3 * n_t), np.full(n_ta, 1), np.full(n_ta, 2), np.full(n_ta, 3)].astype(
+        int
+    )
     return X.astype(np.float32), y, X_test.astype(np.float32), (kind > 0).astype(int), kind
 
 

@@ -10,11 +10,10 @@ import sys
 
 import numpy as np
 from click.testing import CliRunner
+from conftest import REPO
 
 from anoean.cli import main
 from anoean.demo import digits_split
-
-from conftest import REPO
 
 
 def test_digits_split_has_unseen_digits():
@@ -45,9 +44,17 @@ def test_demo_command_prints_metrics_for_both_methods():
 def test_readme_python_example_runs(tmp_path):
     readme = (REPO / "README.md").read_text()
     code = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     scores = np.array(re.findall(r"[\d.]+", proc.stdout.split("]")[0]), dtype=float)
@@ -58,7 +65,9 @@ def test_readme_python_example_runs(tmp_path):
 def test_readme_starts_with_install_and_test_commands():
     readme = (REPO / "README.md").read_text()
     first_block = re.findall(r"```bash\n(.*?)```", readme, re.S)[0].strip().splitlines()
-    assert first_block[0].startswith("pip install torch==2.13.0") and "anoean demo" in first_block[0]
+    assert (
+        first_block[0].startswith("pip install torch==2.13.0") and "anoean demo" in first_block[0]
+    )
     assert first_block[1] == "python -m pytest -q"
     ci = (REPO / ".ci" / "run").read_text()
     assert "python -m pytest -q" in ci and "ANOEAN_DATA" in ci

@@ -13,7 +13,9 @@ from anoean.experiments.runner import RUNS_FILE, cases, nvm_normal_digits, read_
 
 
 def test_plan_covers_every_triple_once():
-    runs = plan_runs(["nsl-kdd", "mnist-1vall", "mnist-nvm"], ["anoean", "ocsvm"], range(2), quick=True)
+    runs = plan_runs(
+        ["nsl-kdd", "mnist-1vall", "mnist-nvm"], ["anoean", "ocsvm"], range(2), quick=True
+    )
     ids = [r.run_id for r in runs]
     assert len(ids) == len(set(ids))
     # nsl-kdd: 1 case, 1vall quick: 2 digits, nvm quick: n in {1, 3}; x 2 methods x 2 seeds
@@ -39,7 +41,9 @@ def test_method_specs():
     assert full.grid == {"latent_dim": [8, 16, 32]}
     assert len(list(full.configs())) == 3
     quick = method_spec("anoean", images=True, quick=True)
-    assert list(quick.configs()) == [{"encoder": "conv", "device": "cpu", "max_epochs": 3, "patience": 10}]
+    assert list(quick.configs()) == [
+        {"encoder": "conv", "device": "cpu", "max_epochs": 3, "patience": 10}
+    ]
 
 
 @pytest.mark.realdata
@@ -47,8 +51,15 @@ def test_quick_run_resume_and_report(tmp_path, data_home):
     if data_home is None or not (data_home / "nsl-kdd").is_dir():
         pytest.skip("real datasets not found (set ANOEAN_DATA)")
     out = tmp_path / "results"
-    kw = dict(experiments=["nsl-kdd"], methods=["anoean"], seeds=1, out=out, quick=True,
-              data_home=str(data_home), progress=False)
+    kw = dict(
+        experiments=["nsl-kdd"],
+        methods=["anoean"],
+        seeds=1,
+        out=out,
+        quick=True,
+        data_home=str(data_home),
+        progress=False,
+    )
     summary = reproduce(**kw)
     assert summary["ran"] == 1 and summary["failed"] == 0
     (rec,) = read_runs(out / RUNS_FILE)
@@ -69,14 +80,27 @@ def test_quick_run_resume_and_report(tmp_path, data_home):
 
 def _fake(exp, case, method, seed, aucpr):
     m = {"aucpr": aucpr, "best_f1": 0.5, "false_alarm": 0.1, "recall": 0.6, "auroc": 0.9}
-    return {"run_id": f"{exp}/{case}/{method}/seed{seed}", "experiment": exp, "case": case,
-            "method": method, "seed": seed, "metrics": m, "fit_s": 1.0, "wall_s": 2.0,
-            "quick": True, "versions": {"git_commit": "abc"}}
+    return {
+        "run_id": f"{exp}/{case}/{method}/seed{seed}",
+        "experiment": exp,
+        "case": case,
+        "method": method,
+        "seed": seed,
+        "metrics": m,
+        "fit_s": 1.0,
+        "wall_s": 2.0,
+        "quick": True,
+        "versions": {"git_commit": "abc"},
+    }
 
 
 def test_report_from_records(tmp_path):
     recs = [_fake("nsl-kdd", "all", "anoean", s, 0.96 + 0.01 * s) for s in range(3)]
-    recs += [_fake("mnist-nvm", f"n{n}", m, 0, a) for n in (1, 3) for m, a in (("anoean", 0.9), ("ocsvm", 0.8 if n == 1 else 0.95))]
+    recs += [
+        _fake("mnist-nvm", f"n{n}", m, 0, a)
+        for n in (1, 3)
+        for m, a in (("anoean", 0.9), ("ocsvm", 0.8 if n == 1 else 0.95))
+    ]
     recs += [_fake("mnist-1vall", f"digit{d}", "anoean", 0, 0.9) for d in (0, 1)]
     path = tmp_path / RUNS_FILE
     path.write_text("\n".join(json.dumps(r) for r in recs) + "\n{truncated")

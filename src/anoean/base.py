@@ -61,7 +61,9 @@ def _locate_nonfinite(X: np.ndarray, name: str) -> str:
     first = np.argwhere(bad)[0]
     value = X[tuple(first)]
     kind = "NaN" if np.isnan(value) else "inf"
-    where = f"row {first[0]}" + (f", column {first[1]}" if X.ndim == 2 else f", index {tuple(first[1:])}")
+    where = f"row {first[0]}" + (
+        f", column {first[1]}" if X.ndim == 2 else f", index {tuple(first[1:])}"
+    )
     return f"{name} contains {kind} at {where} ({int(bad.sum())} non-finite value(s) in total)"
 
 
@@ -240,7 +242,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         self.offset_ = -self.threshold_
 
     def set_threshold(self, X_normal: Any, *, target_false_alarm: float) -> BaseDetector:
-        """Re-set the decision threshold so that ``target_false_alarm`` of ``X_normal`` is flagged."""
+        """Re-set the threshold so that ``target_false_alarm`` of ``X_normal`` is flagged."""
         if not 0.0 < target_false_alarm < 1.0:
             raise ValueError(f"target_false_alarm must be in (0, 1); got {target_false_alarm}")
         scores = self.anomaly_score(X_normal)

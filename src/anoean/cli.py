@@ -494,10 +494,14 @@ def report(
     help="Comma-separated methods.",
 )
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(1), help="Seeds 0..N-1.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Worker processes.")
+@click.option(
+    "--jobs", default=1, show_default=True, type=click.IntRange(1), help="Worker processes."
+)
 @click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path))
 @click.option("--quick", is_flag=True, help="1 seed, fewer epochs, 2 digits, n in {1, 3}.")
-@click.option("--data-home", default=None, help="Dataset folder (default: ANOEAN_DATA or the cache).")
+@click.option(
+    "--data-home", default=None, help="Dataset folder (default: ANOEAN_DATA or the cache)."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def reproduce(
@@ -526,8 +530,8 @@ def reproduce(
             progress=not quiet,
         )
     click.echo(
-        f"{summary['ran']} run(s) done ({summary['failed']} failed) of {summary['planned']} planned "
-        f"in {summary['wall_s']:.0f} s; wrote " + ", ".join(summary.get("written", []))
+        f"{summary['ran']} run(s) done ({summary['failed']} failed) of {summary['planned']} "
+        f"planned in {summary['wall_s']:.0f} s; wrote " + ", ".join(summary.get("written", []))
     )
     if summary["failed"]:
         raise click.ClickException(f"{summary['failed']} run(s) failed: see {out}/errors.jsonl")

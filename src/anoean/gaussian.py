@@ -44,7 +44,9 @@ class GaussianScorer:
         return cls.from_moments(mu, cov, rel_floor=rel_floor)
 
     @classmethod
-    def from_moments(cls, mu: np.ndarray, cov: np.ndarray, rel_floor: float = 1e-6) -> GaussianScorer:
+    def from_moments(
+        cls, mu: np.ndarray, cov: np.ndarray, rel_floor: float = 1e-6
+    ) -> GaussianScorer:
         cov = 0.5 * (cov + cov.T)
         evals, evecs = np.linalg.eigh(cov)
         floor = rel_floor * max(float(np.mean(np.abs(evals))), 1e-12)

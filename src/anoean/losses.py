@@ -40,7 +40,9 @@ def anoean_discriminator_loss(
     return loss
 
 
-def anoean_encoder_loss(d_normal: torch.Tensor, d_anomaly: torch.Tensor | None = None) -> torch.Tensor:
+def anoean_encoder_loss(
+    d_normal: torch.Tensor, d_anomaly: torch.Tensor | None = None
+) -> torch.Tensor:
     """L_E = -E_xn[log D(E(xn))] - E_xa[log(1 - D(E(xa)))].
 
     Normal codes are pushed towards what D believes is N(0, I), known anomalies away from it.

@@ -156,9 +156,7 @@ class NeuralDetector(BaseDetector):
         return out
 
     def _module_arrays(self, prefix: str, module: nn.Module) -> dict[str, np.ndarray]:
-        return {
-            f"{prefix}.{k}": v.detach().cpu().numpy() for k, v in module.state_dict().items()
-        }
+        return {f"{prefix}.{k}": v.detach().cpu().numpy() for k, v in module.state_dict().items()}
 
     @staticmethod
     def _load_module(module: nn.Module, prefix: str, arrays: dict[str, Any]) -> None:

@@ -96,7 +96,9 @@ class ConvEncoder(nn.Module):
         self.features = nn.Sequential(*layers)
         oh, ow = conv_out_size(h, len(channels)), conv_out_size(w, len(channels))
         if oh < 1 or ow < 1:
-            raise ValueError(f"images of shape {tuple(in_shape)} are too small for the conv encoder")
+            raise ValueError(
+                f"images of shape {tuple(in_shape)} are too small for the conv encoder"
+            )
         self.flat_dim = c_in * oh * ow
         head: nn.Module = nn.Linear(self.flat_dim, out_dim)
         if spectral_norm:
@@ -152,7 +154,9 @@ def init_parameters(module: nn.Module, generator: torch.Generator) -> nn.Module:
             m.reset_parameters()  # deterministic: ones and zeros
     # spectral-norm power-iteration vectors start random too: draw them from the generator
     for m in module.modules():
-        for p in getattr(m, "parametrizations", {}).values() if hasattr(m, "parametrizations") else []:
+        for p in (
+            getattr(m, "parametrizations", {}).values() if hasattr(m, "parametrizations") else []
+        ):
             for sub in p:
                 for name in ("_u", "_v"):
                     vec = getattr(sub, name, None)

@@ -117,7 +117,11 @@ def train_loop(
     best_state: dict[str, dict[str, torch.Tensor]] | None = None
     since_best = 0
     bar = tqdm(
-        range(1, max_epochs + 1), desc=desc, disable=not verbose, leave=False, unit="ep",
+        range(1, max_epochs + 1),
+        desc=desc,
+        disable=not verbose,
+        leave=False,
+        unit="ep",
         mininterval=0.5,
     )
     for epoch in bar:

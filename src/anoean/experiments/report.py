@@ -123,8 +123,13 @@ def _case_table(records: list[dict[str, Any]], experiment: str, label: str) -> s
     for i, c in enumerate(cases):
         best = np.nanmax(mean[i])
         cells = [
-            (f"**{mean[i, j]:.1f} ± {std[i, j]:.1f}**" if mean[i, j] == best else f"{mean[i, j]:.1f} ± {std[i, j]:.1f}")
-            if not np.isnan(mean[i, j]) else "–"
+            (
+                f"**{mean[i, j]:.1f} ± {std[i, j]:.1f}**"
+                if mean[i, j] == best
+                else f"{mean[i, j]:.1f} ± {std[i, j]:.1f}"
+            )
+            if not np.isnan(mean[i, j])
+            else "–"
             for j in range(len(methods))
         ]
         lines.append(f"| {_num(c)} | " + " | ".join(cells) + " |")
@@ -188,7 +193,8 @@ def write_report(out: str | os.PathLike[str]) -> list[Path]:
         times[r["method"]].append(r["wall_s"])
     time_lines = [
         f"| {DISPLAY[m]} | {len(times[m])} | {sum(times[m]) / 60:.1f} | {np.mean(times[m]):.1f} |"
-        for m in DISPLAY if m in times
+        for m in DISPLAY
+        if m in times
     ]
     commits = sorted({str(r.get("versions", {}).get("git_commit")) for r in records})
     report = [

@@ -117,9 +117,7 @@ def run_one(run: Run, *, quick: bool, data_home: str | None = None) -> dict[str,
     )
     est, val_aucpr = search.best_estimator, search.best_score
     cfg = {**spec.fixed, **search.best_params}
-    fit_s = next(
-        r["fit_time_s"] for r in search.results if r["params"] == search.best_params
-    )
+    fit_s = next(r["fit_time_s"] for r in search.results if r["params"] == search.best_params)
     tried = search.results
     t0 = time.perf_counter()
     scores = est.anomaly_score(split.X_test)
@@ -200,7 +198,9 @@ def reproduce(
     plan = plan_runs(experiments, methods, range(seeds), quick=quick)
     done = {r["run_id"] for r in read_runs(runs_path) if r.get("quick", False) == quick}
     todo = [r for r in plan if r.run_id not in done]
-    logger.info("%d runs planned, %d already done, %d to do", len(plan), len(plan) - len(todo), len(todo))
+    logger.info(
+        "%d runs planned, %d already done, %d to do", len(plan), len(plan) - len(todo), len(todo)
+    )
     t0 = time.perf_counter()
     failures = 0
     bar = tqdm(total=len(todo), desc="reproduce", unit="run", disable=not progress)

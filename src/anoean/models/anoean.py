@@ -320,9 +320,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
             scorer = GaussianScorer.fit(codes[y_val == 0])
             return aucpr(y_val, scorer.distance(codes))
 
-        batches = EpochBatches(
-            int(Xn.shape[0]), int(Xa.shape[0]), self.batch_size, train_gen, dev
-        )
+        batches = EpochBatches(int(Xn.shape[0]), int(Xa.shape[0]), self.batch_size, train_gen, dev)
         result = train_loop(
             step=step,
             batches=batches,
