@@ -40,6 +40,9 @@ def test_method_specs():
     full = method_spec("anoean", images=False, quick=False)
     assert full.grid == {"latent_dim": [8, 16, 32]}
     assert len(list(full.configs())) == 3
+    assert method_spec("alad", images=True, quick=True).fixed["max_epochs"] == 1
+    assert method_spec("anogan", images=False, quick=True).fixed["n_search_iter"] == 10
+    assert method_spec("ocsvm", images=False, quick=False).grid  # the baselines' own grid
     quick = method_spec("anoean", images=True, quick=True)
     assert list(quick.configs()) == [
         {"encoder": "conv", "device": "cpu", "max_epochs": 3, "patience": 10}
