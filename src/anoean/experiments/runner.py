@@ -166,10 +166,6 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_task(run: Run, quick: bool, data_home: str | None) -> dict[str, Any]:
-    return run_one(run, quick=quick, data_home=data_home)
-
-
 def _append(path: Path, record: dict[str, Any]) -> None:
     with path.open("a") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
@@ -232,7 +228,7 @@ def reproduce(
             initializer=_worker_init,
             initargs=(threads,),
         ) as pool:
-            pending = {pool.submit(_run_task, r, quick, data_home): r for r in todo}
+            pending = {pool.submit(run_one, r, quick=quick, data_home=data_home): r for r in todo}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
