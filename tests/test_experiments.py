@@ -20,6 +20,9 @@ def test_plan_covers_every_triple_once():
     assert len(ids) == len(set(ids))
     # nsl-kdd: 1 case, 1vall quick: 2 digits, nvm quick: n in {1, 3}; x 2 methods x 2 seeds
     assert len(ids) == (1 + 2 + 2) * 2 * 2
+    # seed-major: every run of seed 0 comes before any run of seed 1
+    seeds = [r.seed for r in runs]
+    assert seeds == sorted(seeds)
     with pytest.raises(ValueError, match="unknown method"):
         plan_runs(["nsl-kdd"], ["nope"], range(1), quick=True)
     with pytest.raises(ValueError, match="unknown experiment"):

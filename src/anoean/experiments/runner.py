@@ -86,9 +86,11 @@ def plan_runs(
     for m in methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+    # seed-major order: an interrupted reproduction leaves whole seeds (every experiment,
+    # case and method of seeds 0..k), which the tables can already report
     runs = []
-    for exp in experiments:
-        for seed in seeds:
+    for seed in seeds:
+        for exp in experiments:
             for case, split_name, options in cases(exp, seed, quick=quick):
                 for m in methods:
                     runs.append(Run(exp, case, m, int(seed), split_name, options))
