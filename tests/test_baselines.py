@@ -128,6 +128,40 @@ def test_anogan_search_is_batch_invariant_and_lowers_the_loss(tab):
     assert full.mean() < 0.9 * start.mean()
 
 
+def test_anogan_val_search_iter_only_shortens_the_early_stopping_check(tab, monkeypatch):
+    from anoean.baselines import AnoGAN
+    from anoean.baselines.anogan import AnoGAN as _Impl
+
+    X, y = tab.X_train[::4], tab.y_train[::4]
+    Xv, yv = tab.X_val[::4], tab.y_val[::4]
+    params = {**FAST_TABULAR["AnoGAN"], "max_epochs": 3, "patience": None, "random_state": 0}
+    steps: list[int] = []
+    real_search = _Impl._search
+
+    def spy(self, x, n_iter):
+        steps.append(n_iter)
+        return real_search(self, x, n_iter)
+
+    monkeypatch.setattr(_Impl, "_search", spy)
+    short = AnoGAN(**params, val_search_iter=7).fit(X, y, X_val=Xv, y_val=yv)
+    # one short search per epoch on the validation set, then the full one for the threshold
+    assert steps == [7, 7, 7, params["n_search_iter"]]
+    steps.clear()
+    short.anomaly_score(tab.X_test[:5])
+    assert steps == [params["n_search_iter"]]
+
+    steps.clear()
+    same = AnoGAN(**params, val_search_iter=params["n_search_iter"]).fit(X, y, X_val=Xv, y_val=yv)
+    default = AnoGAN(**params).fit(X, y, X_val=Xv, y_val=yv)
+    # None means "as n_search_iter": bit-identical history and scores
+    assert [h["val_aucpr"] for h in same.history_] == [h["val_aucpr"] for h in default.history_]
+    np.testing.assert_array_equal(
+        same.anomaly_score(tab.X_test[:50]), default.anomaly_score(tab.X_test[:50])
+    )
+    # the short check is a different (cheaper) signal than the full search
+    assert [h["val_aucpr"] for h in short.history_] != [h["val_aucpr"] for h in default.history_]
+
+
 # ------------------------------------------------------------------------- determinism
 def _small(tab: Any) -> tuple[np.ndarray, np.ndarray]:
     keep = np.r_[np.arange(150), np.arange(600, 615)]

@@ -45,6 +45,8 @@ def test_method_specs():
     assert len(list(full.configs())) == 3
     assert method_spec("alad", images=True, quick=True).fixed["max_epochs"] == 1
     assert method_spec("anogan", images=False, quick=True).fixed["n_search_iter"] == 10
+    full_anogan = method_spec("anogan", images=False, quick=False).fixed
+    assert (full_anogan["n_search_iter"], full_anogan["val_search_iter"]) == (500, 50)
     assert method_spec("ocsvm", images=False, quick=False).grid  # the baselines' own grid
     quick = method_spec("anoean", images=True, quick=True)
     assert list(quick.configs()) == [

@@ -194,12 +194,22 @@ class GANDetector(NeuralDetector):
     def _chunk(self) -> int:
         return SCORE_CHUNK[self.network]
 
-    def _scores_of_scaled(self, xs: torch.Tensor) -> np.ndarray:
+    def _scores_of_scaled(
+        self,
+        xs: torch.Tensor,
+        score_chunk: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> np.ndarray:
         n, step = xs.shape[0], self._chunk()
+        score_chunk = self._score_chunk if score_chunk is None else score_chunk
         out = np.empty(n, dtype=np.float32)
         for s in range(0, n, step):
-            out[s : s + step] = self._score_chunk(xs[s : s + step]).float().cpu().numpy()
+            out[s : s + step] = score_chunk(xs[s : s + step]).float().cpu().numpy()
         return out
+
+    def _validation_scores(self, xs: torch.Tensor) -> np.ndarray:
+        """Scores of the scaled validation rows for the per-epoch early-stopping check; the
+        model's own anomaly score unless a subclass has a cheaper proxy."""
+        return self._scores_of_scaled(xs)
 
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
         n, step = X.shape[0], self._chunk()
@@ -304,7 +314,7 @@ class GANDetector(NeuralDetector):
         def evaluate() -> float | None:
             if not has_val_anomalies:
                 return None
-            scores = self._scores_of_scaled(Xv)
+            scores = self._validation_scores(Xv)
             if not np.isfinite(scores).all():
                 # a diverged epoch ranks below every finite one and is never kept over them
                 logger.warning("%s: non-finite validation scores", type(self).__name__)
