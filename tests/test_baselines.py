@@ -232,6 +232,41 @@ def test_kernel_scores_match_scikit_learn(tab):
     assert sv.gamma_ == pytest.approx(1.0 / (Xs.shape[1] * Xs.var()))
 
 
+def test_kernel_fit_paths_agree_and_grid_search_shares_distances(tab, monkeypatch):
+    from anoean.baselines import _kernel
+    from anoean.baselines.search import select_hyperparameters
+
+    X, y = _small(tab)
+    gram = OCSVM(nu=0.2, gamma=0.05).fit(X, y, X_val=tab.X_val, y_val=tab.y_val)
+    monkeypatch.setattr(_kernel, "MAX_GRAM_ROWS", 0)  # above the limit: libsvm's own kernel
+    direct = OCSVM(nu=0.2, gamma=0.05).fit(X, y, X_val=tab.X_val, y_val=tab.y_val)
+    np.testing.assert_array_equal(gram.support_vectors_, direct.support_vectors_)
+    np.testing.assert_allclose(
+        gram.anomaly_score(tab.X_test), direct.anomaly_score(tab.X_test), rtol=1e-9, atol=1e-9
+    )
+    monkeypatch.undo()
+
+    calls: list[int] = []
+    real = _kernel.squared_distances
+
+    def counting(A):
+        hit = _kernel._SQ_DIST_CACHE is not None and len(_kernel._SQ_DIST_CACHE) > 0
+        calls.append(int(not hit))
+        return real(A)
+
+    monkeypatch.setattr(_kernel, "squared_distances", counting)
+    grid = {"C": [1.0, 10.0], "gamma": ["scale", 0.05]}
+    res = select_hyperparameters(SVM, grid, X, y, tab.X_val, tab.y_val)
+    # four fits, one distance computation; the cache is gone after the search
+    assert len(calls) == 4 and sum(calls) == 1
+    assert _kernel._SQ_DIST_CACHE is None
+    # the cached search selects what separate fits select, with the same scores
+    one = SVM(**res.best_params).fit(X, y, X_val=tab.X_val, y_val=tab.y_val)
+    np.testing.assert_allclose(
+        res.best_estimator.anomaly_score(tab.X_test), one.anomaly_score(tab.X_test), rtol=1e-12
+    )
+
+
 # ------------------------------------------------------------------------- persistence
 def _roundtrip(det: Any, X: np.ndarray, path: Path) -> None:
     det.save(path)

@@ -92,12 +92,12 @@ class OCSVM(KernelDetector):
     def _rows_to_fit(self, y: np.ndarray) -> np.ndarray:
         return y == 0
 
-    def _fit_svm(self, Xs: np.ndarray, y: np.ndarray, gamma: float) -> Any:
+    def _fit_svm(self, data: np.ndarray, y: np.ndarray, kernel: str, gamma: float) -> Any:
         from sklearn.svm import OneClassSVM
 
-        return OneClassSVM(kernel="rbf", nu=self.nu, gamma=gamma, cache_size=self.cache_size).fit(
-            Xs
-        )
+        return OneClassSVM(
+            kernel=kernel, nu=self.nu, gamma=gamma, cache_size=self.cache_size
+        ).fit(data)
 
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return -self._decision(X)

@@ -97,16 +97,16 @@ class SVM(KernelDetector):
             )
         return np.ones(y.shape[0], dtype=bool)
 
-    def _fit_svm(self, Xs: np.ndarray, y: np.ndarray, gamma: float) -> Any:
+    def _fit_svm(self, data: np.ndarray, y: np.ndarray, kernel: str, gamma: float) -> Any:
         from sklearn.svm import SVC
 
         return SVC(
-            kernel="rbf",
+            kernel=kernel,
             C=self.C,
             gamma=gamma,
             class_weight="balanced",
             cache_size=self.cache_size,
-        ).fit(Xs, y)
+        ).fit(data, y)
 
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return self._decision(X)
