@@ -119,4 +119,10 @@ def test_report_from_records(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "falls short of the paper's 97.5" in report
     assert "best at n = [1] and not at n = [3]" in report
+    # the verdict names what was compared, and the margin per n
+    assert "Compared: OCSVM, AnoEAN; not run: SVM, AnoGAN, EGBAD, ALAD." in report
+    assert "n = 3: AnoEAN 90.0 ± 0.0, best other OCSVM 95.0 ± 0.0 (difference -5.0)" in report
+    # time per method and experiment: 3 nsl-kdd runs of 2 s, 2 + 2 MNIST runs of 2 s
+    assert "| AnoEAN | 7 | 0.1 | 0.1 | 0.1 | 0.2 | 2.0 |" in report
+    assert "Sum of run times: 0.01 h" in report
     assert (tmp_path / "fig3_mnist_nvm.png").read_bytes()[:4] == b"\x89PNG"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,16 +149,75 @@ def _comparisons(records: list[dict[str, Any]]) -> list[str]:
                 f"- {exp} ({table}): AnoEAN mean AUC-PR {mean:.1f} ± {std:.1f} over {len(rs)} "
                 f"seed(s) {verdict} the paper's {ref:.1f}."
             )
-    cases, methods, mean, _ = _case_matrix(records, "mnist-nvm", _num)
+    cases, methods, mean, std = _case_matrix(records, "mnist-nvm", _num)
     if cases and "anoean" in methods:
         j = methods.index("anoean")
         wins = [_num(c) for i, c in enumerate(cases) if mean[i, j] == np.nanmax(mean[i])]
         losses = [_num(c) for c in cases if _num(c) not in wins]
+        missing = [DISPLAY[m] for m in DISPLAY if m not in methods]
         out.append(
             f"- MNIST n-vs-m (Figure 3), claim: {FIG3_CLAIM}. Ours: AnoEAN is best at n = "
-            f"{wins or 'none'}" + (f" and not at n = {losses}." if losses else ".")
+            f"{wins or 'none'}"
+            + (f" and not at n = {losses}." if losses else ".")
+            + f" Compared: {', '.join(DISPLAY[m] for m in methods)}"
+            + (f"; not run: {', '.join(missing)}." if missing else ".")
         )
+        others = [k for k in range(len(methods)) if k != j]
+        for i, c in enumerate(cases):
+            if not others or np.isnan(mean[i, j]):
+                continue
+            k = max(others, key=lambda k: -np.inf if np.isnan(mean[i, k]) else mean[i, k])
+            out.append(
+                f"  - n = {_num(c)}: AnoEAN {mean[i, j]:.1f} ± {std[i, j]:.1f}, best other "
+                f"{DISPLAY[methods[k]]} {mean[i, k]:.1f} ± {std[i, k]:.1f} "
+                f"(difference {mean[i, j] - mean[i, k]:+.1f})"
+            )
     return out
+
+
+def time_breakdown(records: list[dict[str, Any]]) -> list[str]:
+    """Markdown: run time per method and experiment (sum of the runs' wall times, i.e. the
+    compute a single process would need), and the elapsed time of the runs on record."""
+    exps = [
+        e
+        for e in ("nsl-kdd", "kdd99", "mnist-1vall", "mnist-nvm")
+        if any(r["experiment"] == e for r in records)
+    ]
+    exps += sorted({r["experiment"] for r in records} - set(exps))
+    per: dict[tuple[str, str], float] = defaultdict(float)
+    runs: dict[str, int] = defaultdict(int)
+    for r in records:
+        per[(r["method"], r["experiment"])] += float(r["wall_s"])
+        runs[r["method"]] += 1
+    head = "| method | runs | " + " | ".join(f"{e} (min)" for e in exps)
+    lines = [head + " | total (min) | mean s/run |", "|---" * (len(exps) + 4) + "|"]
+    for m in _methods_in(records):
+        cells = [f"{per[(m, e)] / 60:.1f}" if (m, e) in per else "–" for e in exps]
+        total = sum(per[(m, e)] for e in exps)
+        lines.append(
+            f"| {DISPLAY[m]} | {runs[m]} | {' | '.join(cells)} | {total / 60:.1f} | "
+            f"{total / runs[m]:.1f} |"
+        )
+    total = sum(per.values())
+    lines.append("")
+    lines.append(
+        f"Sum of run times: {total / 3600:.2f} h (the wall time of one process running "
+        "everything; `--jobs N` divides it by up to N when N cores are free)."
+    )
+    stamps = []
+    for r in records:
+        try:
+            end = datetime.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+            stamps.append((end - float(r["wall_s"]), end))
+        except (KeyError, ValueError):
+            continue
+    if stamps:
+        start, end = min(a for a, _ in stamps), max(b for _, b in stamps)
+        lines.append(
+            f"Elapsed from the first run's start to the last run's end: {(end - start) / 3600:.2f} "
+            "h (includes any pause between invocations)."
+        )
+    return lines
 
 
 def write_report(out: str | os.PathLike[str]) -> list[Path]:
@@ -188,14 +248,6 @@ def write_report(out: str | os.PathLike[str]) -> list[Path]:
         f = figure(records, exp, out / name)
         if f is not None:
             written.append(f)
-    times: dict[str, list[float]] = defaultdict(list)
-    for r in records:
-        times[r["method"]].append(r["wall_s"])
-    time_lines = [
-        f"| {DISPLAY[m]} | {len(times[m])} | {sum(times[m]) / 60:.1f} | {np.mean(times[m]):.1f} |"
-        for m in DISPLAY
-        if m in times
-    ]
     commits = sorted({str(r.get("versions", {}).get("git_commit")) for r in records})
     report = [
         "# Reproduction report\n",
@@ -205,9 +257,7 @@ def write_report(out: str | os.PathLike[str]) -> list[Path]:
         *(_comparisons(records) or ["- No run of a compared experiment yet."]),
         "",
         "## Time per method (run wall time, including hyperparameter selection)\n",
-        "| method | runs | total min | mean s/run |",
-        "|---|---|---|---|",
-        *time_lines,
+        *time_breakdown(records),
         "",
         "See `tables.md` for every number and the figures for MNIST.",
     ]
