@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from anoean.experiments import plan_runs, reproduce
@@ -77,6 +78,11 @@ def test_quick_run_resume_and_report(tmp_path, data_home):
     assert {"torch", "numpy", "anoean", "git_commit"} <= set(rec["versions"])
     assert rec["split"]["name"] == "nsl-kdd" and rec["fit_s"] > 0 and rec["score_s"] > 0
     assert "DoS" in rec["split_description"]
+    # seen (DoS/Probe) anomalies get their own metrics; the groups partition the anomalies
+    by_group = rec["metrics_by_group"]
+    assert by_group["seen"]["auroc"] > 0.8
+    n_groups = sum(g["n_anomalies"] for g in by_group.values())
+    assert n_groups == rec["split"]["parts"]["test"]["n_anomalous"]
     # resume: nothing left to run, the file is unchanged
     before = (out / RUNS_FILE).read_text()
     assert reproduce(**kw)["ran"] == 0
@@ -126,3 +132,55 @@ def test_report_from_records(tmp_path):
     assert "| AnoEAN | 7 | 0.1 | 0.1 | 0.1 | 0.2 | 2.0 |" in report
     assert "Sum of run times: 0.01 h" in report
     assert (tmp_path / "fig3_mnist_nvm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_official_test_file_experiments_and_seen_unseen_metrics():
+    from types import SimpleNamespace
+
+    from anoean.experiments.runner import metrics_by_group
+
+    assert cases("nsl-kdd-official", 0, quick=False) == [
+        ("all", "nsl-kdd", {"test_file": "official"})
+    ]
+    assert cases("kdd99-official", 2, quick=True)[0][1:] == ("kdd99", {"test_file": "official"})
+    # KDD: anomalies are grouped by attack family (DoS/Probe seen, R2L unseen here)
+    kdd = SimpleNamespace(
+        name="nsl-kdd",
+        seen=("DoS", "Probe"),
+        y_test=np.array([0, 0, 0, 1, 1, 1]),
+        c_test=np.array(["normal", "normal", "normal", "neptune", "satan", "guess_passwd"]),
+    )
+    scores = np.array([0.1, 0.2, 0.9, 0.8, 0.95, 0.15])
+    g = metrics_by_group(kdd, scores)
+    assert g["seen"]["n_anomalies"] == 2 and g["unseen"]["n_anomalies"] == 1
+    assert g["seen"]["auroc"] == pytest.approx(5 / 6)  # 0.8 and 0.95 vs 0.1, 0.2, 0.9
+    assert g["unseen"]["auroc"] == pytest.approx(1 / 3)  # 0.15 beats only 0.1
+    # MNIST: by digit; a group without test anomalies is left out
+    mnist = SimpleNamespace(
+        name="mnist-1vall",
+        seen=(3, 5),
+        y_test=np.array([0, 0, 1, 1]),
+        c_test=np.array([1, 1, 3, 5]),
+    )
+    g = metrics_by_group(mnist, np.array([0.0, 0.1, 0.5, 0.6]))
+    assert set(g) == {"seen"} and g["seen"]["aucpr"] == pytest.approx(1.0)
+
+
+def test_report_tables_seen_unseen_and_official(tmp_path):
+    recs = []
+    for s in range(2):
+        for exp in ("nsl-kdd", "nsl-kdd-official"):
+            r = _fake(exp, "all", "anoean", s, 0.9)
+            r["metrics_by_group"] = {
+                "seen": {"auroc": 0.99, "aucpr": 0.98, "n_anomalies": 300},
+                "unseen": {"auroc": 0.7 + 0.1 * s, "aucpr": 0.3, "n_anomalies": 40},
+            }
+            recs.append(r)
+    (tmp_path / RUNS_FILE).write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    write_report(tmp_path)
+    tables = (tmp_path / "tables.md").read_text()
+    assert "## NSL-KDD, test set from KDDTest+ (beyond the paper)" in tables
+    assert "| nsl-kdd | AnoEAN | 2 | 40 | 99.0 ± 0.0 | 75.0 ± 7.1 | 98.0 ± 0.0 | 30.0 ± 0.0 |" in (
+        tables
+    )
+    assert "| nsl-kdd-official | AnoEAN | 2 |" in tables

@@ -484,7 +484,8 @@ def report(
     "--experiments",
     default="nsl-kdd,kdd99,mnist-1vall,mnist-nvm",
     show_default=True,
-    help="Comma-separated experiments.",
+    help="Comma-separated experiments: the paper's nsl-kdd, kdd99, mnist-1vall, mnist-nvm; "
+    "also nsl-kdd-official, kdd99-official (test set from the official test file).",
 )
 @click.option(
     "--methods",
