@@ -184,3 +184,30 @@ def test_report_tables_seen_unseen_and_official(tmp_path):
         tables
     )
     assert "| nsl-kdd-official | AnoEAN | 2 |" in tables
+
+
+def test_full_mode_warns_before_hours_long_gan_runs_on_mnist(tmp_path, caplog, monkeypatch):
+    import anoean.experiments.runner as runner
+
+    monkeypatch.setattr(runner, "run_one", lambda run, **kw: (_ for _ in ()).throw(OSError("x")))
+    with caplog.at_level("WARNING", logger="anoean"):
+        reproduce(
+            experiments=["mnist-nvm"],
+            methods=["egbad", "anoean"],
+            seeds=1,
+            out=tmp_path,
+            progress=False,
+            write_report=False,
+        )
+    assert any("egbad on MNIST" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="anoean"):
+        reproduce(
+            experiments=["mnist-nvm"],
+            methods=["anoean"],
+            seeds=1,
+            out=tmp_path / "b",
+            progress=False,
+            write_report=False,
+        )
+    assert not any("on MNIST are planned" in r.getMessage() for r in caplog.records)

@@ -31,6 +31,9 @@ EXPERIMENTS = ("nsl-kdd", "kdd99", "mnist-1vall", "mnist-nvm")
 #: beyond the paper: Tables 1-2's setting with the test set drawn from the official test file
 #: (KDDTest+, corrected), where attack types absent from the training file dominate
 EXTRA_EXPERIMENTS = ("nsl-kdd-official", "kdd99-official")
+#: image experiments, and the methods whose full-mode runs on them take hours on a CPU
+IMAGE = ("mnist-1vall", "mnist-nvm")
+SLOW_ON_IMAGES = ("anogan", "egbad", "alad")
 RUNS_FILE = "runs.jsonl"
 ERRORS_FILE = "errors.jsonl"
 
@@ -239,6 +242,14 @@ def reproduce(
     logger.info(
         "%d runs planned, %d already done, %d to do", len(plan), len(plan) - len(todo), len(todo)
     )
+    slow = sorted({r.method for r in todo if r.method in SLOW_ON_IMAGES and r.experiment in IMAGE})
+    if slow and not quick:
+        logger.warning(
+            "full-mode runs of %s on MNIST are planned: with the originals' DCGAN nets each "
+            "costs hours of CPU (3 learning rates x up to 30 epochs of 33-81 s on one core; "
+            "docs/results.md); --quick or --methods without them finishes in minutes",
+            ", ".join(slow),
+        )
     t0 = time.perf_counter()
     failures = 0
     bar = tqdm(total=len(todo), desc="reproduce", unit="run", disable=not progress)
