@@ -176,14 +176,25 @@ def test_report_tables_seen_unseen_and_official(tmp_path):
                 "unseen": {"auroc": 0.7 + 0.1 * s, "aucpr": 0.3, "n_anomalies": 40},
             }
             recs.append(r)
+    r = _fake("kdd99", "all", "anoean", 0, 0.9)
+    r["metrics_by_group"] = {"seen": {"auroc": 0.9, "aucpr": 0.9, "n_anomalies": 340}}
+    r2 = _fake("kdd99", "all", "anoean", 1, 0.9)
+    r2["metrics_by_group"] = {
+        "seen": {"auroc": 0.9, "aucpr": 0.9, "n_anomalies": 339},
+        "unseen": {"auroc": 0.5, "aucpr": 0.01, "n_anomalies": 1},
+    }
+    recs += [r, r2]
     (tmp_path / RUNS_FILE).write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     write_report(tmp_path)
     tables = (tmp_path / "tables.md").read_text()
     assert "## NSL-KDD, test set from KDDTest+ (beyond the paper)" in tables
-    assert "| nsl-kdd | AnoEAN | 2 | 40 | 99.0 ± 0.0 | 75.0 ± 7.1 | 98.0 ± 0.0 | 30.0 ± 0.0 |" in (
-        tables
+    assert (
+        "| nsl-kdd | AnoEAN | 2 | 40.0 | 99.0 ± 0.0 | 75.0 ± 7.1 | 98.0 ± 0.0 | 30.0 ± 0.0 |"
+        in (tables)
     )
     assert "| nsl-kdd-official | AnoEAN | 2 |" in tables
+    # a group present in only some runs says so
+    assert "| kdd99 | AnoEAN | 2 | 0.5 | 90.0 ± 0.0 | 50.0 ± 0.0 (1 of 2 runs) |" in tables
 
 
 def test_full_mode_warns_before_hours_long_gan_runs_on_mnist(tmp_path, caplog, monkeypatch):

@@ -80,12 +80,14 @@ def group_table(records: list[dict[str, Any]]) -> str:
                 if not vals:
                     return "–"
                 mean, std = _ms(vals)
-                return f"{mean:.1f} ± {std:.1f}"
+                # a group can be missing from some runs' test sets (KDD99's rare R2L/U2R)
+                part = f" ({len(vals)} of {len(rs)} runs)" if len(vals) < len(rs) else ""
+                return f"{mean:.1f} ± {std:.1f}{part}"
 
             n_unseen = [r["metrics_by_group"].get("unseen", {}).get("n_anomalies", 0) for r in rs]
             lines.append(
                 f"| {e} | {DISPLAY[m]} | {len({r['seed'] for r in rs})} | "
-                f"{np.mean(n_unseen):.0f} | {cell('seen', 'auroc')} | {cell('unseen', 'auroc')} "
+                f"{np.mean(n_unseen):.1f} | {cell('seen', 'auroc')} | {cell('unseen', 'auroc')} "
                 f"| {cell('seen', 'aucpr')} | {cell('unseen', 'aucpr')} |"
             )
     return "\n".join(lines) + "\n"
