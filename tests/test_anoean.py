@@ -284,3 +284,59 @@ def test_conv_save_load_keeps_batch_norm_statistics(tmp_path):
     assert stats and all(bool(v.abs().sum() > 0) for v in stats.values())  # updated by training
     loaded = load(m.save(tmp_path / "conv"))
     np.testing.assert_array_equal(loaded.anomaly_score(X), m.anomaly_score(X))
+
+
+def test_in_sample_validation_criterion_is_optimistic_and_cross_fit_is_not():
+    from anoean.gaussian import GaussianScorer, validation_aucpr
+    from anoean.metrics import aucpr
+
+    # no signal at all: normals and anomalies from the same N(0, I) in 30 dimensions, with
+    # 40 validation normals (the latent-size / normal-count regime of the MNIST runs)
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(60, 30))
+    y = np.r_[np.zeros(40), np.ones(20)].astype(int)
+    in_sample = validation_aucpr(codes, y, cross_fit=False)
+    assert in_sample == aucpr(y, GaussianScorer.fit(codes[y == 0]).distance(codes))
+    # the normals' own Gaussian calls them close: a near-perfect score for pure noise
+    assert in_sample > 0.9
+    # held-out normals look as far as the anomalies: about chance (the anomaly share)
+    cross = validation_aucpr(codes, y, cross_fit=True, seed=0)
+    assert cross < 0.75
+    assert cross == validation_aucpr(codes, y, cross_fit=True, seed=0)  # seeded halves
+    with pytest.raises(ValueError, match="at least 4 validation normals"):
+        validation_aucpr(codes[37:], y[37:], cross_fit=True)
+
+
+def test_cross_fit_validation_score_drives_early_stopping_and_selection(synthetic):
+    from anoean.baselines.search import select_hyperparameters
+
+    X, y, *_ = synthetic
+    rng = np.random.default_rng(0)
+    tr, va = holdout_split(y, 0.2, rng)
+    kw = dict(max_epochs=4, patience=None, random_state=0, device="cpu")
+    assert AnoEAN().validation_score == "in_sample"  # the paper's rule stays the default
+    cf = AnoEAN(**kw, validation_score="cross_fit").fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
+    ins = AnoEAN(**kw).fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
+    # same training (the criterion only chooses), different per-epoch criterion
+    np.testing.assert_array_equal(
+        [h["loss_e"] for h in cf.history_], [h["loss_e"] for h in ins.history_]
+    )
+    assert [h["val_aucpr"] for h in cf.history_] != [h["val_aucpr"] for h in ins.history_]
+    # the kept epoch's criterion is what validation_aucpr reports for the fitted model
+    best = cf.history_[cf.best_epoch_ - 1]["val_aucpr"]
+    assert cf.validation_aucpr(X[va], y[va]) == pytest.approx(best, abs=1e-9)
+    res = select_hyperparameters(
+        AnoEAN,
+        {"latent_dim": [4, 8]},
+        X[tr],
+        y[tr],
+        X[va],
+        y[va],
+        base_params={**kw, "validation_score": "cross_fit"},
+    )
+    assert res.best_score == pytest.approx(res.best_estimator.validation_aucpr(X[va], y[va]))
+    with pytest.raises(ValueError, match="at least 4 normal validation rows"):
+        keep = np.r_[np.flatnonzero(y[va] == 0)[:3], np.flatnonzero(y[va] == 1)]
+        AnoEAN(**kw, validation_score="cross_fit").fit(
+            X[tr], y[tr], X_val=X[va][keep], y_val=y[va][keep]
+        )

@@ -74,3 +74,38 @@ def mahalanobis_torch(Z, mu, whiten):  # type: ignore[no-untyped-def]
     """Torch version of :meth:`GaussianScorer.distance` for codes already on the device."""
     W = (Z - mu) @ whiten
     return W.pow(2).sum(dim=1).sqrt()
+
+
+def validation_aucpr(codes: np.ndarray, y: np.ndarray, *, cross_fit: bool, seed: int = 0) -> float:
+    """AUC-PR of the Mahalanobis score on validation codes, the criterion of early stopping
+    and model selection.
+
+    ``cross_fit=False`` (the paper's rule) fits mu and Sigma on the validation normals and
+    scores those same normals: their distances are too small, the more so as the latent
+    size grows relative to the number of normals, so the criterion is optimistic and favours
+    large latent spaces (docs/results.md, "Why AnoEAN falls short"). ``cross_fit=True``
+    splits the normals into two halves (a permutation drawn from ``seed``), fits the
+    Gaussian on one half, scores the other half's normals and every anomaly, and averages
+    the two halves' AUC-PR: each normal is scored by a Gaussian that never saw it.
+    """
+    from .metrics import aucpr
+
+    codes = np.asarray(codes, dtype=np.float64)
+    y = np.asarray(y)
+    normal = np.flatnonzero(y == 0)
+    if not cross_fit:
+        return aucpr(y, GaussianScorer.fit(codes[normal]).distance(codes))
+    if normal.size < 4:
+        raise ValueError(
+            f"a cross-fitted validation score needs at least 4 validation normals; got "
+            f"{normal.size}"
+        )
+    perm = np.random.default_rng([seed, 2718]).permutation(normal)
+    halves = (perm[: perm.size // 2], perm[perm.size // 2 :])
+    anomalies = np.flatnonzero(y == 1)
+    scores = []
+    for fit_on, held_out in (halves, halves[::-1]):
+        rows = np.concatenate([held_out, anomalies])
+        dist = GaussianScorer.fit(codes[fit_on]).distance(codes[rows])
+        scores.append(aucpr(y[rows], dist))
+    return float(np.mean(scores))

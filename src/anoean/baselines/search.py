@@ -83,7 +83,9 @@ def select_hyperparameters(
 ) -> SearchResult:
     """Fit ``estimator_cls(**base_params, **config)`` for each grid configuration on
     ``(X, y)`` (with ``X_val, y_val`` as its validation data) and keep the best validation
-    AUC-PR. Ties keep the earlier configuration.
+    AUC-PR. Ties keep the earlier configuration. An estimator with a ``validation_aucpr(X_val,
+    y_val)`` method (AnoEAN) is compared on it; the others on the AUC-PR of
+    ``anomaly_score(X_val)``.
 
     Parameters
     ----------
@@ -128,7 +130,11 @@ def select_hyperparameters(
         for i, cfg in enumerate(grid_configs(grid)):
             t0 = time.perf_counter()
             est = estimator_cls(**base, **cfg).fit(X, y, X_val=X_val, y_val=y_val)
-            score = aucpr(y_val_arr, np.asarray(est.anomaly_score(X_val)))
+            own_rule = getattr(est, "validation_aucpr", None)  # AnoEAN's selection criterion
+            if callable(own_rule):
+                score = float(own_rule(X_val, y_val_arr))
+            else:
+                score = aucpr(y_val_arr, np.asarray(est.anomaly_score(X_val)))
             elapsed = time.perf_counter() - t0
             results.append({"params": cfg, "val_aucpr": score, "fit_time_s": elapsed})
             logger.info("%s %s: validation AUC-PR %.4f", estimator_cls.__name__, cfg, score)

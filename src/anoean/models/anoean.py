@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._utils import make_generators, resolve_device, resolve_seed
-from ..gaussian import GaussianScorer, mahalanobis_torch
+from ..gaussian import GaussianScorer, mahalanobis_torch, validation_aucpr
 from ..losses import anoean_discriminator_loss, anoean_encoder_loss
 from ..metrics import aucpr
 from ..neural import NeuralDetector, Standardize, holdout_split, scaling_stats
@@ -179,6 +179,14 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         Where training and scoring run. "auto" picks CUDA when available.
     verbose : int, default=0
         0 is silent; 1 shows a progress bar on stderr.
+    validation_score : {"in_sample", "cross_fit"}, default="in_sample"
+        The validation AUC-PR behind early stopping and :meth:`validation_aucpr` (which
+        hyperparameter selection uses). "in_sample" is the paper's rule: mu and Sigma fitted
+        on the validation normals, which are then scored. It is optimistic, increasingly so
+        with ``latent_dim``. "cross_fit" fits them on one half of the validation normals
+        and scores the other half (and the anomalies), both ways
+        (:func:`anoean.gaussian.validation_aucpr`). The final mu and Sigma are fitted on all
+        validation normals either way.
 
     Attributes
     ----------
@@ -228,6 +236,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "encoder": [StrOptions({"mlp", "conv"})],
         "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
+        "validation_score": [StrOptions({"in_sample", "cross_fit"})],
     }
     _arch_param: ClassVar[str] = "encoder"
 
@@ -247,6 +256,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         random_state: Any = None,
         device: str = "auto",
         verbose: int = 0,
+        validation_score: str = "in_sample",
     ) -> None:
         self.latent_dim = latent_dim
         self.encoder = encoder
@@ -261,6 +271,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.validation_score = validation_score
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -312,13 +323,19 @@ class AnoEAN(TransformerMixin, NeuralDetector):
 
         step = make_step(encoder, disc, opt_e, opt_d, Xn, Xa, train_gen)
 
+        cross_fit = self.validation_score == "cross_fit"
+        if cross_fit and has_val_anomalies and int((y_val == 0).sum()) < 4:
+            raise ValueError(
+                "validation_score='cross_fit' needs at least 4 normal validation rows; got "
+                f"{int((y_val == 0).sum())}"
+            )
+
         @torch.no_grad()
         def evaluate() -> float | None:
             if not has_val_anomalies:
                 return None
             codes = encoder(Xv).double().cpu().numpy()
-            scorer = GaussianScorer.fit(codes[y_val == 0])
-            return aucpr(y_val, scorer.distance(codes))
+            return validation_aucpr(codes, y_val, cross_fit=cross_fit, seed=self.seed_)
 
         batches = EpochBatches(int(Xn.shape[0]), int(Xa.shape[0]), self.batch_size, train_gen, dev)
         result = train_loop(
@@ -348,6 +365,24 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         val_scores = self._anomaly_score(X_val)
         train_scores = self._anomaly_score(X_all)
         return val_scores[y_val == 0], train_scores
+
+    def validation_aucpr(self, X_val: Any, y_val: Any) -> float:
+        """The validation AUC-PR by this model's ``validation_score`` rule: the criterion
+        :func:`anoean.baselines.search.select_hyperparameters` compares configurations on.
+
+        "in_sample": the AUC-PR of :meth:`anomaly_score` on ``X_val`` (whose normals, for
+        the validation set given to ``fit``, are the ones mu and Sigma were fitted on).
+        "cross_fit": :func:`anoean.gaussian.validation_aucpr` on the codes of ``X_val``.
+        """
+        from ..base import validate_labels
+
+        check_is_fitted(self)
+        X_val = self._validate_X(X_val, reset=False)
+        y_arr = validate_labels(y_val, X_val.shape[0], "y_val")
+        if self.validation_score != "cross_fit":
+            return aucpr(y_arr, self._anomaly_score(X_val))
+        codes = self._batched(self.encoder_, X_val, (self.latent_dim,))
+        return validation_aucpr(codes, y_arr, cross_fit=True, seed=self.seed_)
 
     def _set_scoring_tensors(self) -> None:
         self._mu_t, self._whiten_t = self.gaussian_.torch_params(self.device_)
