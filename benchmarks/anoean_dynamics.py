@@ -34,8 +34,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("split")
     ap.add_argument("seed", type=int)
-    ap.add_argument("options", help="JSON split options, e.g. '{\"normal\": [0], \"n_val\": 500}'")
-    ap.add_argument("params", help="JSON AnoEAN parameters, e.g. '{\"encoder\": \"conv\"}'")
+    ap.add_argument("options", help='JSON split options, e.g. \'{"normal": [0], "n_val": 500}\'')
+    ap.add_argument("params", help='JSON AnoEAN parameters, e.g. \'{"encoder": "conv"}\'')
     ap.add_argument("--betas", type=float, nargs=2, default=None)
     ap.add_argument("--conv-batch-norm", type=int, choices=(0, 1), default=None)
     ap.add_argument("--threads", type=int, default=1)
@@ -80,17 +80,21 @@ def main() -> None:
                 cn = zv[normal_val].double().numpy()
                 var = cn.var(axis=0)
                 eig = np.linalg.eigvalsh(np.cov(cn, rowvar=False))
-                rows.append({
-                    "val": float("nan") if score is None else score,
-                    "acc_z": (disc(z) > 0).float().mean().item(),
-                    "acc_n": (disc(zn) < 0).float().mean().item(),
-                    "acc_a": (disc(za) < 0).float().mean().item(),
-                    "var_min": var.min(), "var_med": np.median(var), "var_max": var.max(),
-                    "mean_norm": float(np.linalg.norm(cn.mean(axis=0))),
-                    "eig_ratio": float(eig[0] / eig[-1]),
-                    "norm_n": float(zn.norm(dim=1).median()),
-                    "norm_a": float(za.norm(dim=1).median()),
-                })
+                rows.append(
+                    {
+                        "val": float("nan") if score is None else score,
+                        "acc_z": (disc(z) > 0).float().mean().item(),
+                        "acc_n": (disc(zn) < 0).float().mean().item(),
+                        "acc_a": (disc(za) < 0).float().mean().item(),
+                        "var_min": var.min(),
+                        "var_med": np.median(var),
+                        "var_max": var.max(),
+                        "mean_norm": float(np.linalg.norm(cn.mean(axis=0))),
+                        "eig_ratio": float(eig[0] / eig[-1]),
+                        "norm_n": float(zn.norm(dim=1).median()),
+                        "norm_a": float(za.norm(dim=1).median()),
+                    }
+                )
             return score
 
         kw["evaluate"] = measured
@@ -110,10 +114,15 @@ def main() -> None:
             f"|zn| {r['norm_n']:.1f} |za| {r['norm_a']:.1f}"
         )
     out = {
-        "split": args.split, "seed": args.seed, "options": json.loads(args.options),
-        "params": params, "betas": am.ADAM_BETAS[params.get("encoder", "mlp")],
+        "split": args.split,
+        "seed": args.seed,
+        "options": json.loads(args.options),
+        "params": params,
+        "betas": am.ADAM_BETAS[params.get("encoder", "mlp")],
         "conv_batch_norm": am.CONV_BATCH_NORM,
-        "best_epoch": model.best_epoch_, "n_epochs": model.n_epochs_, "fit_s": fit_s,
+        "best_epoch": model.best_epoch_,
+        "n_epochs": model.n_epochs_,
+        "fit_s": fit_s,
         "val_aucpr": aucpr(split.y_val, model.anomaly_score(split.X_val)),
     }
     if args.test:

@@ -50,23 +50,36 @@ def child(epochs: int, threads: int | None) -> None:
     m.fit(X, y, X_val=X_val, y_val=y_val)
     total, cpu = time.perf_counter() - t0, time.process_time() - c0
     epoch_s = [r["time_s"] for r in m.history_]
-    print(json.dumps({
-        "total_s": total,
-        # CPU seconds per epoch: less sensitive than wall time to other jobs on a shared
-        # machine (they steal wall time, not this process's CPU time)
-        "cpu_per_epoch_s": cpu / epochs,
-        "epoch_s": epoch_s,
-        "epoch_median_s": statistics.median(epoch_s[1:] or epoch_s),
-        "threads": torch.get_num_threads(),
-    }))
+    print(
+        json.dumps(
+            {
+                "total_s": total,
+                # CPU seconds per epoch: less sensitive than wall time to other jobs on a shared
+                # machine (they steal wall time, not this process's CPU time)
+                "cpu_per_epoch_s": cpu / epochs,
+                "epoch_s": epoch_s,
+                "epoch_median_s": statistics.median(epoch_s[1:] or epoch_s),
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
 
 
 def run_child(src: str, epochs: int, threads: int | None) -> dict:
     env = {**os.environ, "PYTHONPATH": src}
     out = subprocess.run(
-        [sys.executable, __file__, "--child", "--epochs", str(epochs),
-         *(["--threads", str(threads)] if threads else [])],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "--epochs",
+            str(epochs),
+            *(["--threads", str(threads)] if threads else []),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -91,8 +104,11 @@ def main() -> None:
         this = run_child(args.src, args.epochs, args.threads)
         other = run_child(args.compare, args.epochs, args.threads) if args.compare else None
         rows.append((this, other))
-        print(f"round {r + 1}: this {this['epoch_median_s']:.2f} s/epoch"
-              + (f", other {other['epoch_median_s']:.2f} s/epoch" if other else ""), flush=True)
+        print(
+            f"round {r + 1}: this {this['epoch_median_s']:.2f} s/epoch"
+            + (f", other {other['epoch_median_s']:.2f} s/epoch" if other else ""),
+            flush=True,
+        )
     load = os.getloadavg()[0]
     cmd = f"python benchmarks/bench_anoean_conv.py --epochs {args.epochs} --rounds {args.rounds}"
     if args.threads:

@@ -72,8 +72,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(directory: Path, *, corrupt: dict[str, bytes] | None = None,
-          cut: dict[str, int] | None = None) -> Iterator[str]:
+def serve(
+    directory: Path, *, corrupt: dict[str, bytes] | None = None, cut: dict[str, int] | None = None
+) -> Iterator[str]:
     """Run an HTTP server on 127.0.0.1 over ``directory``; yield its base URL."""
     handler = type("H", (_Handler,), {"corrupt": corrupt or {}, "cut": cut or {}})
     server = http.server.ThreadingHTTPServer(

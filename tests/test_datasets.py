@@ -48,7 +48,11 @@ def test_nsl_kdd_known_figures():
     np.testing.assert_array_equal(train.family == "normal", ~train.is_attack)
     fam, counts = np.unique(train.family, return_counts=True)
     assert dict(zip(fam, counts, strict=True)) == {
-        "normal": 67_343, "DoS": 45_927, "Probe": 11_656, "R2L": 995, "U2R": 52,
+        "normal": 67_343,
+        "DoS": 45_927,
+        "Probe": 11_656,
+        "R2L": 995,
+        "U2R": 52,
     }
 
 
@@ -67,17 +71,45 @@ def test_kdd99_known_figures():
 
 
 def test_mnist_known_figures():
-    root = require_files(*(f"mnist/{n}.gz" for n in (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")))
+    root = require_files(
+        *(
+            f"mnist/{n}.gz"
+            for n in (
+                "train-images-idx3-ubyte",
+                "train-labels-idx1-ubyte",
+                "t10k-images-idx3-ubyte",
+                "t10k-labels-idx1-ubyte",
+            )
+        )
+    )
     train = load_mnist(data_home=root, subset="train", download=False)
     test = load_mnist(data_home=root, subset="test", download=False)
     assert train.images.shape == (60_000, 28, 28) and train.images.dtype == np.uint8
     assert test.images.shape == (10_000, 28, 28)
-    assert np.bincount(train.digits).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918,
-                                                   6265, 5851, 5949]
-    assert np.bincount(test.digits).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028,
-                                                 974, 1009]
+    assert np.bincount(train.digits).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
+    assert np.bincount(test.digits).tolist() == [
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
     assert train.images.max() == 255
 
 
@@ -144,8 +176,7 @@ def test_download_from_local_mirror_verifies_and_loads(tmp_path):
     assert got == home / "mnist" / "t10k-labels-idx1-ubyte.gz"
     assert _sha(got) == FILES["t10k-labels-idx1-ubyte"].sha256_gz
     assert len(test) == 22_544 and test.path == home / "nsl-kdd" / "KDDTest+.txt.gz"
-    assert _leftovers(home) == ["KDDTest+.txt.gz", "mnist", "nsl-kdd",
-                                "t10k-labels-idx1-ubyte.gz"]
+    assert _leftovers(home) == ["KDDTest+.txt.gz", "mnist", "nsl-kdd", "t10k-labels-idx1-ubyte.gz"]
     # present now: no server needed any more
     assert len(load_nsl_kdd(data_home=home, subset="test", download=False)) == 22_544
 
@@ -154,8 +185,9 @@ def test_download_of_plain_file_is_checked_against_uncompressed_sha(tmp_path):
     root = require_files("nsl-kdd/KDDTest+.txt.gz")
     mirror = tmp_path / "mirror" / "nsl-kdd"
     mirror.mkdir(parents=True)
-    (mirror / "KDDTest+.txt").write_bytes(gzip.decompress(
-        (root / "nsl-kdd/KDDTest+.txt.gz").read_bytes()))
+    (mirror / "KDDTest+.txt").write_bytes(
+        gzip.decompress((root / "nsl-kdd/KDDTest+.txt.gz").read_bytes())
+    )
     home = tmp_path / "home"
     with serve(tmp_path / "mirror") as url:
         data = load_nsl_kdd(data_home=home, subset="test", base_url=url)
@@ -235,8 +267,11 @@ def test_truncated_gzip_names_file_and_line(tmp_path):
     path = _write_nsl(tmp_path, many, gz=True)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(ValueError, match=r"KDDTrain\+\.txt\.gz: truncated gzip file: the data "
-                                         r"stops in line \d+"):
+    with pytest.raises(
+        ValueError,
+        match=r"KDDTrain\+\.txt\.gz: truncated gzip file: the data "
+        r"stops in line \d+",
+    ):
         load_nsl_kdd(data_home=tmp_path, download=False)
 
 
@@ -244,7 +279,7 @@ def test_corrupt_gzip_names_the_file(tmp_path):
     many = [NSL_LINE.replace(",491,", f",{i},") for i in range(2000)]
     path = _write_nsl(tmp_path, many, gz=True)
     raw = bytearray(path.read_bytes())
-    raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)
+    raw[len(raw) // 2 : len(raw) // 2 + 64] = bytes(64)
     path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=r"KDDTrain\+\.txt\.gz: corrupt gzip data .* in line \d+"):
         load_nsl_kdd(data_home=tmp_path, download=False)
@@ -253,27 +288,41 @@ def test_corrupt_gzip_names_the_file(tmp_path):
 def test_wrong_number_of_fields_names_file_and_line(tmp_path):
     short = NSL_LINE.rsplit(",", 1)[0]  # difficulty missing
     _write_nsl(tmp_path, [NSL_LINE, NSL_LINE, short, NSL_LINE])
-    with pytest.raises(ValueError, match=r"KDDTrain\+\.txt, line 3: expected 43 "
-                                         r"comma-separated fields, found 42"):
+    with pytest.raises(
+        ValueError,
+        match=r"KDDTrain\+\.txt, line 3: expected 43 "
+        r"comma-separated fields, found 42",
+    ):
         load_nsl_kdd(data_home=tmp_path, download=False)
 
 
 def test_non_numeric_value_names_file_line_and_column(tmp_path):
     bad = NSL_LINE.replace(",491,", ",4x1,")
     _write_nsl(tmp_path, [NSL_LINE, "", bad, NSL_LINE])  # a blank line still counts
-    with pytest.raises(ValueError, match=r"KDDTrain\+\.txt, line 3, column 5 \(src_bytes\): "
-                                         r"expected a whole number, found '4x1'"):
+    with pytest.raises(
+        ValueError,
+        match=r"KDDTrain\+\.txt, line 3, column 5 \(src_bytes\): "
+        r"expected a whole number, found '4x1'",
+    ):
         load_nsl_kdd(data_home=tmp_path, download=False)
 
 
 @pytest.mark.parametrize(
     ("old", "new", "match"),
     [
-        (",0.17,0.03,", ",0.17,abc,", r"line 2, column 35 \(dst_host_diff_srv_rate\): expected a "
-                                      r"number, found 'abc'"),
+        (
+            ",0.17,0.03,",
+            ",0.17,abc,",
+            r"line 2, column 35 \(dst_host_diff_srv_rate\): expected a "
+            r"number, found 'abc'",
+        ),
         (",0.17,0.03,", ",0.17,,", r"line 2, column 35 .*found ''"),
-        (",0.17,0.03,", ",0.17,nan,", r"line 2, column 35 .*'nan' is not a finite number"
-                                      r"|line 2, column 35 .*nan.*not a finite number"),
+        (
+            ",0.17,0.03,",
+            ",0.17,nan,",
+            r"line 2, column 35 .*'nan' is not a finite number"
+            r"|line 2, column 35 .*nan.*not a finite number",
+        ),
         (",normal,20", ",ping,20", r"line 2, column 42 \(label\): unknown attack name 'ping'"),
     ],
 )
@@ -286,8 +335,9 @@ def test_bad_values_name_file_line_and_column(tmp_path, old, new, match):
 def test_kdd99_labels_lose_their_trailing_dot(tmp_path):
     folder = tmp_path / "kddcup99"
     folder.mkdir()
-    (folder / "corrected").write_text(KDD99_LINE + "\n" + KDD99_LINE.replace("smurf.", "normal.")
-                                      + "\n")
+    (folder / "corrected").write_text(
+        KDD99_LINE + "\n" + KDD99_LINE.replace("smurf.", "normal.") + "\n"
+    )
     d = load_kdd99(data_home=tmp_path, subset="test", download=False)
     assert d.attack.tolist() == ["smurf", "normal"] and d.family.tolist() == ["DoS", "normal"]
 
@@ -300,8 +350,11 @@ def test_damaged_mnist_files_name_the_file(tmp_path):
     labels = (root / "mnist/t10k-labels-idx1-ubyte.gz").read_bytes()
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(labels)
     (folder / "t10k-images-idx3-ubyte").write_bytes(images[:-784])  # one image short
-    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: IDX header announces "
-                                         r"\(10000, 28, 28\).*truncated"):
+    with pytest.raises(
+        ValueError,
+        match=r"t10k-images-idx3-ubyte: IDX header announces "
+        r"\(10000, 28, 28\).*truncated",
+    ):
         load_mnist(data_home=tmp_path, subset="test", download=False)
     (folder / "t10k-images-idx3-ubyte").write_bytes(labels)  # wrong file entirely
     with pytest.raises(ValueError, match="t10k-images-idx3-ubyte"):

@@ -134,8 +134,11 @@ def test_matches_scikit_learn_on_random_inputs_with_ties(data):
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
-    st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers()),
-             min_size=1, max_size=8),
+    st.lists(
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers()),
+        min_size=1,
+        max_size=8,
+    ),
     st.lists(st.integers(-2, 3), min_size=1, max_size=8),
 )
 def test_arbitrary_inputs_either_work_or_raise_value_error(scores, labels):

@@ -34,7 +34,14 @@ def test_fit_transform_values_layout_and_names():
     assert p.categorical_columns_ == ["proto", "svc"]  # inferred: the non-numeric ones
     assert p.categories_ == {"proto": ["icmp", "tcp", "udp"], "svc": ["ftp", "http", "ssh"]}
     assert p.feature_names_out_ == [
-        "dur", "rate", "proto=icmp", "proto=tcp", "proto=udp", "svc=ftp", "svc=http", "svc=ssh"
+        "dur",
+        "rate",
+        "proto=icmp",
+        "proto=tcp",
+        "proto=udp",
+        "svc=ftp",
+        "svc=http",
+        "svc=ssh",
     ]
     expected = np.array(
         [
@@ -106,8 +113,9 @@ def test_missing_column_raises_and_extra_column_warns():
 def test_column_order_at_transform_does_not_matter():
     p = TabularPreprocessor().fit(_train())
     t = _train()
-    np.testing.assert_array_equal(p.transform(t.select(["svc", "rate", "proto", "dur"])),
-                                  p.transform(t))
+    np.testing.assert_array_equal(
+        p.transform(t.select(["svc", "rate", "proto", "dur"])), p.transform(t)
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,8 +139,12 @@ def test_invalid_values_raise_at_fit_and_transform(column, values, match):
 
 def test_non_numeric_value_in_numeric_column_names_column_row_and_value():
     p = TabularPreprocessor().fit(_train())
-    t = {"dur": ["1", "2", "3", "abc", "5"], "proto": ["tcp"] * 5, "rate": [0.5] * 5,
-         "svc": ["http"] * 5}
+    t = {
+        "dur": ["1", "2", "3", "abc", "5"],
+        "proto": ["tcp"] * 5,
+        "rate": [0.5] * 5,
+        "svc": ["http"] * 5,
+    }
     with pytest.raises(ValueError, match=r"'dur'.*'abc'.*row 3"):
         p.transform(t)
     # numbers written as text are fine
@@ -247,8 +259,7 @@ def test_training_data_maps_into_unit_interval_and_round_trips(xs, cs):
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(st.lists(st.one_of(st.text(max_size=5), st.floats(), st.none()), min_size=1,
-                max_size=10))
+@given(st.lists(st.one_of(st.text(max_size=5), st.floats(), st.none()), min_size=1, max_size=10))
 def test_garbage_in_numeric_column_raises_value_error_naming_it(values):
     p = TabularPreprocessor().fit({"num": [0.0, 1.0]})
     try:

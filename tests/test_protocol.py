@@ -11,22 +11,33 @@ from _data_helpers import require_files
 from anoean.datasets import attack_family, load_kdd99, load_mnist, load_nsl_kdd
 from anoean.protocol import Split, make_split, make_split_from
 
-MNIST_FILES = [f"mnist/{n}.gz" for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")]
+MNIST_FILES = [
+    f"mnist/{n}.gz"
+    for n in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    )
+]
 
 
 @pytest.fixture(scope="module")
 def mnist():
     root = require_files(*MNIST_FILES)
-    return (load_mnist(data_home=root, subset="train", download=False),
-            load_mnist(data_home=root, subset="test", download=False))
+    return (
+        load_mnist(data_home=root, subset="train", download=False),
+        load_mnist(data_home=root, subset="test", download=False),
+    )
 
 
 @pytest.fixture(scope="module")
 def nsl():
     root = require_files("nsl-kdd/KDDTrain+.txt.gz", "nsl-kdd/KDDTest+.txt.gz")
-    return (load_nsl_kdd(data_home=root, subset="train", download=False),
-            load_nsl_kdd(data_home=root, subset="test", download=False))
+    return (
+        load_nsl_kdd(data_home=root, subset="train", download=False),
+        load_nsl_kdd(data_home=root, subset="test", download=False),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +49,14 @@ def kdd99():
 def _keys(split: Split, part: str) -> np.ndarray:
     """One integer per sample: (source file, row) packed together."""
     _, _, _, src, row = split.part(part)
-    files = {"train-images-idx3-ubyte": 0, "t10k-images-idx3-ubyte": 1, "KDDTrain+.txt": 2,
-             "KDDTest+.txt": 3, "kddcup.data_10_percent": 4, "corrected": 5}
+    files = {
+        "train-images-idx3-ubyte": 0,
+        "t10k-images-idx3-ubyte": 1,
+        "KDDTrain+.txt": 2,
+        "KDDTest+.txt": 3,
+        "kddcup.data_10_percent": 4,
+        "corrected": 5,
+    }
     keys = np.array([files[s] for s in src], dtype=np.int64) * 10**7 + row
     assert np.unique(keys).size == keys.size, f"{part} holds a sample twice"
     return keys
@@ -103,15 +120,27 @@ def test_mnist_split_is_deterministic_and_depends_on_the_seed(mnist):
     _assert_same(a, b)
     c = make_split_from("mnist-1vall", seed=12, train=train, test=test, normal=1)
     assert _pairs(a, "train") != _pairs(c, "train")
-    seen = {make_split_from("mnist-1vall", seed=k, train=train, test=test, normal=1,
-                            n_train_normal=10, n_test=10, n_val=10).seen for k in range(8)}
+    seen = {
+        make_split_from(
+            "mnist-1vall",
+            seed=k,
+            train=train,
+            test=test,
+            normal=1,
+            n_train_normal=10,
+            n_test=10,
+            n_val=10,
+        ).seen
+        for k in range(8)
+    }
     assert len(seen) > 1  # the seed chooses the seen digits
 
 
 def test_mnist_nvm_union_of_normal_digits(mnist):
     train, test = mnist
-    s = make_split_from("mnist-nvm", seed=0, train=train, test=test, normal=[0, 4, 9],
-                        seen_digits=[1, 2])
+    s = make_split_from(
+        "mnist-nvm", seed=0, train=train, test=test, normal=[0, 4, 9], seen_digits=[1, 2]
+    )
     _composition(s, "val", 1700, 340)
     _assert_disjoint(s)
     assert s.seen == (1, 2) and s.unseen == (3, 5, 6, 7, 8)
@@ -123,11 +152,15 @@ def test_mnist_nvm_union_of_normal_digits(mnist):
 def test_mnist_too_few_images_is_an_error_not_a_smaller_draw(mnist):
     train, test = mnist
     # digit 5 has 6,313 images; 5,000 for training leave fewer than the 1,360 test needs
-    with pytest.raises(ValueError, match=r"cannot draw 1,360 normal images for the test set: "
-                                         r"only 1,313 remain"):
+    with pytest.raises(
+        ValueError,
+        match=r"cannot draw 1,360 normal images for the test set: "
+        r"only 1,313 remain",
+    ):
         make_split_from("mnist-1vall", seed=0, train=train, test=test, normal=5)
-    s = make_split_from("mnist-1vall", seed=0, train=train, test=test, normal=5,
-                        n_train_normal=4500)
+    s = make_split_from(
+        "mnist-1vall", seed=0, train=train, test=test, normal=5, n_train_normal=4500
+    )
     assert int((s.y_train == 0).sum()) == 4500 and int(s.y_train.sum()) == 450
 
 
@@ -180,14 +213,20 @@ def test_kdd_seen_families_by_seed_or_by_name(nsl):
     train, _ = nsl
     picks = set()
     for seed in range(6):
-        s = make_split_from("nsl-kdd", seed=seed, train=train, seen_families=None,
-                            n_train_normal=100, n_test=50, n_val=50)
+        s = make_split_from(
+            "nsl-kdd",
+            seed=seed,
+            train=train,
+            seen_families=None,
+            n_train_normal=100,
+            n_test=50,
+            n_val=50,
+        )
         assert len(s.seen) == 2
         assert set(attack_family(s.c_train[s.y_train == 1])) <= set(s.seen)
         picks.add(s.seen)
     assert len(picks) > 1
-    s = make_split_from("nsl-kdd", seed=0, train=train, seen_families=["R2L"],
-                        n_train_normal=1000)
+    s = make_split_from("nsl-kdd", seed=0, train=train, seen_families=["R2L"], n_train_normal=1000)
     assert set(attack_family(s.c_train[s.y_train == 1])) == {"R2L"}
     with pytest.raises(ValueError, match=r"seen families \['Worms'\]"):
         make_split_from("nsl-kdd", seed=0, train=train, seen_families=["Worms"])
@@ -224,8 +263,11 @@ def test_kdd99_paper_setting(kdd99):
 def test_kdd99_zenati_convention(kdd99):
     s = make_split_from("kdd99-zenati", seed=0, train=kdd99)
     assert s.X_train.shape[1] == 121 and len(s.feature_names) == 121
-    assert s.feature_names[34:37] == ["protocol_type=icmp", "protocol_type=tcp",
-                                      "protocol_type=udp"]
+    assert s.feature_names[34:37] == [
+        "protocol_type=icmp",
+        "protocol_type=tcp",
+        "protocol_type=udp",
+    ]
     # anomalies are the normal traffic; training is attacks only
     for p in ("train", "val", "test"):
         _, y, c, _, _ = s.part(p)
@@ -253,10 +295,14 @@ def test_describe_and_to_dict(nsl):
     d = s.to_dict()
     json.dumps(d)
     assert d["parts"]["train"] == {
-        "n": 5500, "n_normal": 5000, "n_anomalous": 500,
-        "by_source": {"KDDTrain+.txt": {k: int(v) for k, v in
-                                        zip(*np.unique(s.c_train, return_counts=True),
-                                            strict=True)}},
+        "n": 5500,
+        "n_normal": 5000,
+        "n_anomalous": 500,
+        "by_source": {
+            "KDDTrain+.txt": {
+                k: int(v) for k, v in zip(*np.unique(s.c_train, return_counts=True), strict=True)
+            }
+        },
     }
     assert d["seen"] == ["DoS", "Probe"] and d["options"]["n_test"] == 1700
     text = s.describe()
@@ -268,8 +314,10 @@ def test_describe_and_to_dict(nsl):
 def test_make_split_loads_from_data_home(nsl):
     root = require_files("nsl-kdd/KDDTrain+.txt.gz")
     train, _ = nsl
-    _assert_same(make_split("nsl-kdd", seed=5, data_home=root),
-                 make_split_from("nsl-kdd", seed=5, train=train))
+    _assert_same(
+        make_split("nsl-kdd", seed=5, data_home=root),
+        make_split_from("nsl-kdd", seed=5, train=train),
+    )
     with pytest.raises(ValueError, match="unknown split name"):
         make_split("cifar", seed=0, data_home=root)
     with pytest.raises(ValueError, match="seed"):

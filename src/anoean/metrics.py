@@ -31,9 +31,7 @@ def _validate(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndar
     y = np.asarray(y_true)
     s = np.asarray(scores)
     if y.ndim != 1 or s.ndim != 1:
-        raise ValueError(
-            f"y_true and scores must be 1-D; got shapes {y.shape} and {s.shape}"
-        )
+        raise ValueError(f"y_true and scores must be 1-D; got shapes {y.shape} and {s.shape}")
     if y.shape[0] != s.shape[0]:
         raise ValueError(
             f"y_true and scores differ in length: {y.shape[0]} labels, {s.shape[0]} scores"
@@ -51,8 +49,7 @@ def _validate(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndar
         if bad.size:
             i = int(bad[0])
             raise ValueError(
-                "y_true must be binary (0 = normal, 1 = anomaly); "
-                f"found {y[i]!r} at index {i}"
+                f"y_true must be binary (0 = normal, 1 = anomaly); found {y[i]!r} at index {i}"
             )
         yb = y == 1
     if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
@@ -70,9 +67,7 @@ def _validate(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndar
     n_pos = int(yb.sum())
     if n_pos == 0 or n_pos == yb.shape[0]:
         which = "no anomalies (all 0)" if n_pos == 0 else "no normal samples (all 1)"
-        raise ValueError(
-            f"y_true has only one class: {which}; the metrics need both classes"
-        )
+        raise ValueError(f"y_true has only one class: {which}; the metrics need both classes")
     return yb, s
 
 

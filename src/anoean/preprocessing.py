@@ -76,8 +76,10 @@ def as_table(table: Any) -> pa.Table:
         cols = {}
         lengths = {}
         for name, values in table.items():
-            arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(
-                np.asarray(values) if not isinstance(values, list) else values
+            arr = (
+                values
+                if isinstance(values, pa.Array | pa.ChunkedArray)
+                else pa.array(np.asarray(values) if not isinstance(values, list) else values)
             )
             cols[str(name)] = arr
             lengths[str(name)] = len(arr)
@@ -101,15 +103,20 @@ def as_table(table: Any) -> pa.Table:
 
 def _is_numeric_type(t: pa.DataType) -> bool:
     return bool(
-        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
         or pa.types.is_decimal(t)
     )
 
 
 def _is_text_type(t: pa.DataType) -> bool:
     return bool(
-        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
-        or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_dictionary(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
     )
 
 
@@ -266,8 +273,10 @@ class TabularPreprocessor:
         names = tab.column_names
         missing = [c for c in [*self.exclude, *(self.categorical or ())] if c not in names]
         if missing:
-            raise ValueError(f"column(s) named in categorical/exclude are not in the table: "
-                             f"{missing}; table columns: {names}")
+            raise ValueError(
+                f"column(s) named in categorical/exclude are not in the table: "
+                f"{missing}; table columns: {names}"
+            )
         if tab.num_rows == 0:
             raise ValueError("cannot fit on a table with no rows")
         inputs = [c for c in names if c not in self.exclude]
@@ -280,8 +289,11 @@ class TabularPreprocessor:
         for c in cats:
             col = tab.column(c)
             strings = _category_strings(col, c)
-            by_value = pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or \
-                pa.types.is_decimal(col.type)
+            by_value = (
+                pa.types.is_integer(col.type)
+                or pa.types.is_floating(col.type)
+                or pa.types.is_decimal(col.type)
+            )
             categories[c] = _sorted_categories(pc.unique(strings).to_pylist(), by_value)
         mins = np.empty(len(nums), dtype=np.float64)
         maxs = np.empty(len(nums), dtype=np.float64)
@@ -431,27 +443,37 @@ class TabularPreprocessor:
             obj.input_columns_ = list(state["input_columns"])
             obj.numeric_columns_ = list(state["numeric_columns"])
             obj.categorical_columns_ = list(state["categorical_columns"])
-            obj.categories_ = {str(k): [str(v) for v in vs]
-                               for k, vs in state["categories"].items()}
+            obj.categories_ = {
+                str(k): [str(v) for v in vs] for k, vs in state["categories"].items()
+            }
             obj.data_min_ = np.asarray(state["data_min"], dtype=np.float64)
             obj.data_max_ = np.asarray(state["data_max"], dtype=np.float64)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed TabularPreprocessor state: {exc!r}") from exc
         k = len(obj.numeric_columns_)
         if obj.data_min_.shape != (k,) or obj.data_max_.shape != (k,):
-            raise ValueError("malformed TabularPreprocessor state: data_min/data_max do not "
-                             f"match the {k} numeric columns")
+            raise ValueError(
+                "malformed TabularPreprocessor state: data_min/data_max do not "
+                f"match the {k} numeric columns"
+            )
         if set(obj.categories_) != set(obj.categorical_columns_):
-            raise ValueError("malformed TabularPreprocessor state: categories do not match "
-                             "categorical_columns")
+            raise ValueError(
+                "malformed TabularPreprocessor state: categories do not match categorical_columns"
+            )
         if sorted(obj.input_columns_) != sorted(obj.numeric_columns_ + obj.categorical_columns_):
-            raise ValueError("malformed TabularPreprocessor state: input_columns is not the "
-                             "union of numeric_columns and categorical_columns")
+            raise ValueError(
+                "malformed TabularPreprocessor state: input_columns is not the "
+                "union of numeric_columns and categorical_columns"
+            )
         obj._set_derived()
-        if "feature_names_out" in state and list(state["feature_names_out"]) != \
-                obj.feature_names_out_:
-            raise ValueError("malformed TabularPreprocessor state: feature_names_out does not "
-                             "match the categories")
+        if (
+            "feature_names_out" in state
+            and list(state["feature_names_out"]) != obj.feature_names_out_
+        ):
+            raise ValueError(
+                "malformed TabularPreprocessor state: feature_names_out does not "
+                "match the categories"
+            )
         return obj
 
     @classmethod
@@ -481,7 +503,11 @@ class TabularPreprocessor:
     def __repr__(self) -> str:
         state = "unfitted"
         if hasattr(self, "input_columns_"):
-            state = (f"{len(self.numeric_columns_)} numeric, "
-                     f"{len(self.categorical_columns_)} categorical -> {self.n_features_out_}")
-        return (f"TabularPreprocessor(categorical={self.categorical!r}, exclude={self.exclude!r}, "
-                f"unknown={self.unknown!r}, scaling={self.scaling!r}) [{state}]")
+            state = (
+                f"{len(self.numeric_columns_)} numeric, "
+                f"{len(self.categorical_columns_)} categorical -> {self.n_features_out_}"
+            )
+        return (
+            f"TabularPreprocessor(categorical={self.categorical!r}, exclude={self.exclude!r}, "
+            f"unknown={self.unknown!r}, scaling={self.scaling!r}) [{state}]"
+        )

@@ -45,8 +45,13 @@ NAMES = ("mnist-1vall", "mnist-nvm", "nsl-kdd", "kdd99", "kdd99-zenati")
 
 _PARTS = ("train", "val", "test")
 
-_SIZES = {"n_train_normal": 5000, "train_anomaly_ratio": 0.1, "n_test": 1700,
-          "test_anomaly_rate": 0.2, "n_val": 1700}
+_SIZES = {
+    "n_train_normal": 5000,
+    "train_anomaly_ratio": 0.1,
+    "n_test": 1700,
+    "test_anomaly_rate": 0.2,
+    "n_val": 1700,
+}
 _DEFAULTS: dict[str, dict[str, Any]] = {
     # n_val is 500 for one-vs-all: with 5,000 + 1,360 normal images used by train and
     # test, digits 4 and 8 have only 464 / 465 images left (docs/protocol.md)
@@ -54,13 +59,24 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "mnist-nvm": {**_SIZES, "normal": None, "n_seen": 4, "seen_digits": None},
     "nsl-kdd": {**_SIZES, "seen_families": ("DoS", "Probe"), "n_seen": 2, "test_file": "same"},
     "kdd99": {**_SIZES, "seen_families": ("DoS", "Probe"), "n_seen": 2, "test_file": "same"},
-    "kdd99-zenati": {"train_fraction": 0.5, "val_fraction": 0.1, "test_anomaly_rate": 0.2,
-                     "scale": False},
+    "kdd99-zenati": {
+        "train_fraction": 0.5,
+        "val_fraction": 0.1,
+        "test_anomaly_rate": 0.2,
+        "scale": False,
+    },
 }
 
 #: the seven columns ALAD / EGBAD one-hot encode (pandas.get_dummies), in their order
-ZENATI_CATEGORICAL = ("protocol_type", "service", "flag", "land", "logged_in",
-                      "is_host_login", "is_guest_login")
+ZENATI_CATEGORICAL = (
+    "protocol_type",
+    "service",
+    "flag",
+    "land",
+    "logged_in",
+    "is_host_login",
+    "is_guest_login",
+)
 
 
 @dataclass(eq=False)
@@ -134,8 +150,12 @@ class Split:
             for s in sorted(set(src.tolist())):
                 m = src == s
                 by_source[s] = {str(k): int(v) for k, v in sorted(Counter(c[m].tolist()).items())}
-            parts[p] = {"n": int(len(y)), "n_normal": int((y == 0).sum()),
-                        "n_anomalous": int((y == 1).sum()), "by_source": by_source}
+            parts[p] = {
+                "n": int(len(y)),
+                "n_normal": int((y == 0).sum()),
+                "n_anomalous": int((y == 1).sum()),
+                "by_source": by_source,
+            }
         return {
             "name": self.name,
             "seed": int(self.seed),
@@ -151,13 +171,17 @@ class Split:
         """A human-readable account of what was drawn from where."""
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         lines = [f"split {self.name!r}, seed {self.seed} ({opts})"]
-        lines.append(f"anomaly classes in training: {_fmt_classes(self.seen)}; "
-                     f"kept out of training: {_fmt_classes(self.unseen)}")
+        lines.append(
+            f"anomaly classes in training: {_fmt_classes(self.seen)}; "
+            f"kept out of training: {_fmt_classes(self.unseen)}"
+        )
         for p in _PARTS:
             X, y, c, src, _ = self.part(p)
             n, n_an = len(y), int(y.sum())
-            lines.append(f"{p}: {n:,} rows = {n - n_an:,} normal + {n_an:,} anomalous "
-                         f"({100.0 * n_an / max(n, 1):.2f}% anomalous)")
+            lines.append(
+                f"{p}: {n:,} rows = {n - n_an:,} normal + {n_an:,} anomalous "
+                f"({100.0 * n_an / max(n, 1):.2f}% anomalous)"
+            )
             for s in sorted(set(src.tolist())):
                 m = src == s
                 lines.append(f"  from {s}: {m.sum():,} rows")
@@ -182,8 +206,10 @@ def _fmt_counts(c: np.ndarray, groups: np.ndarray) -> str:
         return "; ".join(f"digit {k}: {v:,}" for k, v in sorted(Counter(c.tolist()).items()))
     out = []
     for g, gv in sorted(Counter(groups.tolist()).items()):
-        detail = ", ".join(f"{k} {v:,}" for k, v in
-                           sorted(Counter(c[groups == g].tolist()).items(), key=lambda kv: -kv[1]))
+        detail = ", ".join(
+            f"{k} {v:,}"
+            for k, v in sorted(Counter(c[groups == g].tolist()).items(), key=lambda kv: -kv[1])
+        )
         out.append(f"{g} {gv:,}" + (f" ({detail})" if detail != f"{g} {gv:,}" else ""))
     return "; ".join(out)
 
@@ -206,8 +232,9 @@ def _options(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown split name {name!r}; choose one of {NAMES}")
     unknown = sorted(set(given) - set(_DEFAULTS[name]))
     if unknown:
-        raise ValueError(f"unknown option(s) for {name!r}: {unknown}; "
-                         f"valid: {sorted(_DEFAULTS[name])}")
+        raise ValueError(
+            f"unknown option(s) for {name!r}: {unknown}; valid: {sorted(_DEFAULTS[name])}"
+        )
     opts = {**_DEFAULTS[name], **given}
     for k in ("n_train_normal", "n_test", "n_val", "n_seen"):
         if k in opts and (not isinstance(opts[k], int | np.integer) or opts[k] < 0):
@@ -224,8 +251,14 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def _draw(rng: np.random.Generator, available: np.ndarray, eligible: np.ndarray, n: int,
-          what: str, hint: str) -> np.ndarray:
+def _draw(
+    rng: np.random.Generator,
+    available: np.ndarray,
+    eligible: np.ndarray,
+    n: int,
+    what: str,
+    hint: str,
+) -> np.ndarray:
     """Draw n indices uniformly without replacement; mark them unavailable."""
     pool = np.flatnonzero(available & eligible)
     if n > pool.size:
@@ -243,14 +276,27 @@ def _counts(opts: Mapping[str, Any]) -> tuple[int, int, int, int, int, int]:
     n_tr_an = int(round(opts["train_anomaly_ratio"] * n_tr))
     n_te_an = int(round(opts["test_anomaly_rate"] * opts["n_test"]))
     n_va_an = int(round(opts["test_anomaly_rate"] * opts["n_val"]))
-    return (n_tr, n_tr_an, int(opts["n_test"]) - n_te_an, n_te_an,
-            int(opts["n_val"]) - n_va_an, n_va_an)
+    return (
+        n_tr,
+        n_tr_an,
+        int(opts["n_test"]) - n_te_an,
+        n_te_an,
+        int(opts["n_val"]) - n_va_an,
+        n_va_an,
+    )
 
 
-def _draw_three(rng: np.random.Generator, available: np.ndarray, is_normal: np.ndarray,
-                train_normal: np.ndarray, train_anomalous: np.ndarray, opts: Mapping[str, Any],
-                what: str, test_from: np.ndarray | None = None,
-                val_from: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _draw_three(
+    rng: np.random.Generator,
+    available: np.ndarray,
+    is_normal: np.ndarray,
+    train_normal: np.ndarray,
+    train_anomalous: np.ndarray,
+    opts: Mapping[str, Any],
+    what: str,
+    test_from: np.ndarray | None = None,
+    val_from: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Indices of the train, test and validation parts, each shuffled.
 
     ``train_normal`` / ``train_anomalous`` say which samples may enter training; test and
@@ -258,42 +304,50 @@ def _draw_three(rng: np.random.Generator, available: np.ndarray, is_normal: np.n
     / ``val_from`` when given (e.g. the official test file).
     """
     n_tr, n_tr_an, n_te, n_te_an, n_va, n_va_an = _counts(opts)
-    hint = ("Lower n_train_normal, train_anomaly_ratio, n_test or n_val, or choose other "
-            "seen classes (see docs/protocol.md).")
+    hint = (
+        "Lower n_train_normal, train_anomaly_ratio, n_test or n_val, or choose other "
+        "seen classes (see docs/protocol.md)."
+    )
     everywhere = np.ones_like(is_normal)
     te_ok = everywhere if test_from is None else test_from
     va_ok = everywhere if val_from is None else val_from
     out = {}
     tr = np.r_[
         _draw(rng, available, train_normal, n_tr, f"normal {what} for training", hint),
-        _draw(rng, available, train_anomalous, n_tr_an, f"seen anomalous {what} for training",
-              hint),
+        _draw(
+            rng, available, train_anomalous, n_tr_an, f"seen anomalous {what} for training", hint
+        ),
     ]
     out["train"] = rng.permutation(tr)
     te = np.r_[
         _draw(rng, available, is_normal & te_ok, n_te, f"normal {what} for the test set", hint),
-        _draw(rng, available, ~is_normal & te_ok, n_te_an, f"anomalous {what} for the test set",
-              hint),
+        _draw(
+            rng, available, ~is_normal & te_ok, n_te_an, f"anomalous {what} for the test set", hint
+        ),
     ]
     out["test"] = rng.permutation(te)
     va = np.r_[
         _draw(rng, available, is_normal & va_ok, n_va, f"normal {what} for validation", hint),
-        _draw(rng, available, ~is_normal & va_ok, n_va_an, f"anomalous {what} for validation",
-              hint),
+        _draw(
+            rng, available, ~is_normal & va_ok, n_va_an, f"anomalous {what} for validation", hint
+        ),
     ]
     out["val"] = rng.permutation(va)
     return out
 
 
-def _choose(rng: np.random.Generator, candidates: Sequence[Any], explicit: Any, n: int,
-            what: str) -> tuple:
+def _choose(
+    rng: np.random.Generator, candidates: Sequence[Any], explicit: Any, n: int, what: str
+) -> tuple:
     """The seen anomaly classes: ``explicit`` if given, else ``n`` drawn by the seed."""
     if explicit is not None:
         chosen = list(explicit) if not isinstance(explicit, str) else [explicit]
         bad = [x for x in chosen if x not in candidates]
         if bad or not chosen or len(set(chosen)) != len(chosen):
-            raise ValueError(f"seen {what} {chosen!r} must be distinct, non-empty, and "
-                             f"among the anomaly {what} {list(candidates)}")
+            raise ValueError(
+                f"seen {what} {chosen!r} must be distinct, non-empty, and "
+                f"among the anomaly {what} {list(candidates)}"
+            )
         return tuple(sorted(chosen, key=list(candidates).index))
     if not 1 <= n <= len(candidates):
         raise ValueError(f"n_seen must be between 1 and {len(candidates)}, got {n}")
@@ -305,8 +359,10 @@ def _normal_digits(name: str, normal: Any) -> tuple[int, ...]:
     if normal is None:
         raise ValueError(f"{name!r} needs the normal digit(s), e.g. normal=[3]")
     digits = [normal] if isinstance(normal, int | np.integer) else list(normal)
-    if any(isinstance(d, bool) or not isinstance(d, int | np.integer) or not 0 <= d <= 9
-           for d in digits) or len(set(digits)) != len(digits):
+    if any(
+        isinstance(d, bool) or not isinstance(d, int | np.integer) or not 0 <= d <= 9
+        for d in digits
+    ) or len(set(digits)) != len(digits):
         raise ValueError(f"normal must list distinct digits 0-9, got {normal!r}")
     limit = 1 if name == "mnist-1vall" else 5
     if not 1 <= len(digits) <= limit:
@@ -314,8 +370,9 @@ def _normal_digits(name: str, normal: Any) -> tuple[int, ...]:
     return tuple(sorted(int(d) for d in digits))
 
 
-def _mnist_split(name: str, seed: int, opts: dict[str, Any], train: MNISTData,
-                 test: MNISTData) -> Split:
+def _mnist_split(
+    name: str, seed: int, opts: dict[str, Any], train: MNISTData, test: MNISTData
+) -> Split:
     normal = _normal_digits(name, opts["normal"])
     opts["normal"] = list(normal)
     anomaly_digits = tuple(d for d in range(10) if d not in normal)
@@ -326,8 +383,15 @@ def _mnist_split(name: str, seed: int, opts: dict[str, Any], train: MNISTData,
     in_train_file = np.arange(digits.size) < n_file
     is_normal = np.isin(digits, normal)
     available = np.ones(digits.size, dtype=bool)
-    idx = _draw_three(rng, available, is_normal, in_train_file & is_normal,
-                      in_train_file & np.isin(digits, seen), opts, "images")
+    idx = _draw_three(
+        rng,
+        available,
+        is_normal,
+        in_train_file & is_normal,
+        in_train_file & np.isin(digits, seen),
+        opts,
+        "images",
+    )
     names = np.array(["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"])
 
     def images(i: np.ndarray) -> np.ndarray:
@@ -344,12 +408,19 @@ def _mnist_split(name: str, seed: int, opts: dict[str, Any], train: MNISTData,
         arrays[f"c_{p}"] = digits[i]
         arrays[f"src_{p}"] = names[(i >= n_file).astype(int)]
         arrays[f"row_{p}"] = np.where(i < n_file, i, i - n_file).astype(np.int64)
-    return Split(name=name, seed=seed, options=opts, **arrays, seen=seen,
-                 unseen=tuple(d for d in anomaly_digits if d not in seen))
+    return Split(
+        name=name,
+        seed=seed,
+        options=opts,
+        **arrays,
+        seen=seen,
+        unseen=tuple(d for d in anomaly_digits if d not in seen),
+    )
 
 
-def _kdd_split(name: str, seed: int, opts: dict[str, Any], train: KDDData,
-               test: KDDData | None) -> Split:
+def _kdd_split(
+    name: str, seed: int, opts: dict[str, Any], train: KDDData, test: KDDData | None
+) -> Split:
     official = opts["test_file"] == "official"
     rng = np.random.default_rng(seed)
     if opts["seen_families"] is not None:
@@ -362,8 +433,13 @@ def _kdd_split(name: str, seed: int, opts: dict[str, Any], train: KDDData,
     in_train_file = np.arange(attack.size) < n0
     is_normal = attack == "normal"
     idx = _draw_three(
-        rng, np.ones(attack.size, dtype=bool), is_normal, in_train_file & is_normal,
-        in_train_file & np.isin(family, seen), opts, "rows",
+        rng,
+        np.ones(attack.size, dtype=bool),
+        is_normal,
+        in_train_file & is_normal,
+        in_train_file & np.isin(family, seen),
+        opts,
+        "rows",
         test_from=~in_train_file if official else None,
         val_from=in_train_file if official else None,
     )
@@ -388,15 +464,26 @@ def _kdd_split(name: str, seed: int, opts: dict[str, Any], train: KDDData,
         arrays[f"c_{p}"] = attack[i]
         arrays[f"src_{p}"] = names[(i >= n0).astype(int)]
         arrays[f"row_{p}"] = np.where(i < n0, i, i - n0).astype(np.int64)
-    notes = [f"features: {pre.n_features_out_} columns, TabularPreprocessor fitted on the "
-             "training part only (min-max; unseen categories encode as all zeros)"]
-    return Split(name=name, seed=seed, options=opts, **arrays, seen=seen,
-                 unseen=tuple(f for f in ATTACK_FAMILIES if f not in seen),
-                 feature_names=pre.feature_names_out_, preprocessor=pre, notes=notes)
+    notes = [
+        f"features: {pre.n_features_out_} columns, TabularPreprocessor fitted on the "
+        "training part only (min-max; unseen categories encode as all zeros)"
+    ]
+    return Split(
+        name=name,
+        seed=seed,
+        options=opts,
+        **arrays,
+        seen=seen,
+        unseen=tuple(f for f in ATTACK_FAMILIES if f not in seen),
+        feature_names=pre.feature_names_out_,
+        preprocessor=pre,
+        notes=notes,
+    )
 
 
-def _take_ratio(rng: np.random.Generator, n_in: int, pool: np.ndarray, rho: float, part: str,
-                notes: list[str]) -> np.ndarray:
+def _take_ratio(
+    rng: np.random.Generator, n_in: int, pool: np.ndarray, rho: float, part: str, notes: list[str]
+) -> np.ndarray:
     """ALAD's ``_adapt_ratio``: int(n_in * rho / (1 - rho)) anomalies, or all if fewer."""
     want = int(n_in * rho / (1.0 - rho))
     if want > pool.size:
@@ -425,13 +512,14 @@ def _zenati_split(seed: int, opts: dict[str, Any], data: KDDData) -> Split:
     notes: list[str] = []
     train_idx = rest[~is_anomaly[rest]]
     val_in = val_slice[~is_anomaly[val_slice]]
-    val_out = _take_ratio(rng, val_in.size, half_train[is_anomaly[half_train]], rho,
-                          "val", notes)
+    val_out = _take_ratio(rng, val_in.size, half_train[is_anomaly[half_train]], rho, "val", notes)
     test_in = half_test[~is_anomaly[half_test]]
-    test_out = _take_ratio(rng, test_in.size, half_test[is_anomaly[half_test]], rho,
-                           "test", notes)
-    idx = {"train": train_idx, "val": rng.permutation(np.r_[val_in, val_out]),
-           "test": rng.permutation(np.r_[test_in, test_out])}
+    test_out = _take_ratio(rng, test_in.size, half_test[is_anomaly[half_test]], rho, "test", notes)
+    idx = {
+        "train": train_idx,
+        "val": rng.permutation(np.r_[val_in, val_out]),
+        "test": rng.permutation(np.r_[test_in, test_out]),
+    }
     # categories from the whole file, as pandas.get_dummies on the full frame does there
     pre = TabularPreprocessor(categorical=list(ZENATI_CATEGORICAL), scaling="none")
     pre.fit(data.features)
@@ -451,17 +539,27 @@ def _zenati_split(seed: int, opts: dict[str, Any], data: KDDData) -> Split:
         notes.append("features min-max scaled on the training part (ALAD's scale=True)")
     else:
         notes.append("features unscaled, as in the ALAD and EGBAD code (scale=True to scale)")
-    notes.insert(0, f"{pre.n_features_out_} features: 34 numeric columns + one-hot of "
-                    f"{', '.join(ZENATI_CATEGORICAL)} (categories from the whole file)")
+    notes.insert(
+        0,
+        f"{pre.n_features_out_} features: 34 numeric columns + one-hot of "
+        f"{', '.join(ZENATI_CATEGORICAL)} (categories from the whole file)",
+    )
     notes.insert(1, "anomalies (y=1) are the 'normal.' rows; training holds attacks only")
-    return Split(name="kdd99-zenati", seed=seed, options=opts, **arrays, seen=(),
-                 unseen=("normal",), feature_names=pre.feature_names_out_,
-                 preprocessor=pre, notes=notes)
+    return Split(
+        name="kdd99-zenati",
+        seed=seed,
+        options=opts,
+        **arrays,
+        seen=(),
+        unseen=("normal",),
+        feature_names=pre.feature_names_out_,
+        preprocessor=pre,
+        notes=notes,
+    )
 
 
 # ------------------------------------------------------------------ public API
-def make_split_from(name: str, *, seed: int, train: Any, test: Any = None,
-                    **options: Any) -> Split:
+def make_split_from(name: str, *, seed: int, train: Any, test: Any = None, **options: Any) -> Split:
     """:func:`make_split` on data already loaded.
 
     Parameters
@@ -489,16 +587,24 @@ def make_split_from(name: str, *, seed: int, train: Any, test: Any = None,
         if not isinstance(train, KDDData) or train.dataset != name or train.subset != "train":
             raise ValueError(f"{name!r} needs its training file as train")
         if opts["test_file"] == "official" and (
-                not isinstance(test, KDDData) or test.dataset != name or test.subset != "test"):
+            not isinstance(test, KDDData) or test.dataset != name or test.subset != "test"
+        ):
             raise ValueError(f"{name!r} with test_file='official' needs its test file as test")
         split = _kdd_split(name, seed, opts, train, test)
-    logger.info("made split %s seed %d: train %d, val %d, test %d", name, seed,
-                len(split.y_train), len(split.y_val), len(split.y_test))
+    logger.info(
+        "made split %s seed %d: train %d, val %d, test %d",
+        name,
+        seed,
+        len(split.y_train),
+        len(split.y_val),
+        len(split.y_test),
+    )
     return split
 
 
-def make_split(name: str, *, seed: int, data_home: str | os.PathLike[str] | None = None,
-               **options: Any) -> Split:
+def make_split(
+    name: str, *, seed: int, data_home: str | os.PathLike[str] | None = None, **options: Any
+) -> Split:
     """Load a dataset and draw the paper's train / validation / test split.
 
     Parameters

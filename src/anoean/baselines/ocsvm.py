@@ -95,9 +95,9 @@ class OCSVM(KernelDetector):
     def _fit_svm(self, data: np.ndarray, y: np.ndarray, kernel: str, gamma: float) -> Any:
         from sklearn.svm import OneClassSVM
 
-        return OneClassSVM(
-            kernel=kernel, nu=self.nu, gamma=gamma, cache_size=self.cache_size
-        ).fit(data)
+        return OneClassSVM(kernel=kernel, nu=self.nu, gamma=gamma, cache_size=self.cache_size).fit(
+            data
+        )
 
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return -self._decision(X)

@@ -245,8 +245,12 @@ def fetch(
                     break
                 except ChecksumError:
                     raise  # wrong bytes are a red flag: never quietly try the next mirror
-                except (urllib.error.URLError, http.client.HTTPException, OSError,
-                        ValueError) as exc:
+                except (
+                    urllib.error.URLError,
+                    http.client.HTTPException,
+                    OSError,
+                    ValueError,
+                ) as exc:
                     logger.warning("could not download %s from %s: %s", spec.name, url, exc)
                     errors.append(f"{url}: {exc}")
             else:
@@ -256,8 +260,9 @@ def fetch(
                 folder.rmdir()  # leave the data home as it was
     still_missing = [s for s in missing if s.name not in found]
     if still_missing:
-        raise DatasetNotFoundError(_missing_message(still_missing, home, download, base_url,
-                                                    failures))
+        raise DatasetNotFoundError(
+            _missing_message(still_missing, home, download, base_url, failures)
+        )
     return found
 
 

@@ -41,7 +41,7 @@ def read_bytes(path: Path) -> bytes:
         try:
             # fed in pieces so that an error can say how far the good data went
             while pos < len(data) and not d.eof:
-                parts.append(d.decompress(data[pos:pos + _FEED]))
+                parts.append(d.decompress(data[pos : pos + _FEED]))
                 pos += _FEED
         except zlib.error as exc:
             raise ValueError(
@@ -91,12 +91,15 @@ def read_csv(
     read = pacsv.ReadOptions(column_names=list(names), use_threads=True)
     parse = pacsv.ParseOptions(delimiter=",", quote_char=False, newlines_in_values=False)
     convert = pacsv.ConvertOptions(
-        column_types=types, null_values=[], strings_can_be_null=False,
+        column_types=types,
+        null_values=[],
+        strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
     try:
-        table = pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=parse,
-                               convert_options=convert)
+        table = pacsv.read_csv(
+            pa.py_buffer(data), read_options=read, parse_options=parse, convert_options=convert
+        )
     except pa.ArrowInvalid as exc:
         _diagnose(data, path, names, types, str(exc))
         raise ValueError(f"{path}: cannot parse as CSV: {exc}") from exc
@@ -123,8 +126,9 @@ def row_to_line(data: bytes, row: int) -> int:
     return _content_lines(data)[row]
 
 
-def _diagnose(data: bytes, path: Path, names: Sequence[str], types: dict[str, pa.DataType],
-              arrow_message: str) -> None:
+def _diagnose(
+    data: bytes, path: Path, names: Sequence[str], types: dict[str, pa.DataType], arrow_message: str
+) -> None:
     """Raise a ValueError naming the first bad line; return if none is found."""
     expected = len(names)
     for i, line in enumerate(data.split(b"\n"), 1):
@@ -143,8 +147,10 @@ def _diagnose(data: bytes, path: Path, names: Sequence[str], types: dict[str, pa
         read_options=pacsv.ReadOptions(column_names=list(names)),
         parse_options=pacsv.ParseOptions(quote_char=False),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, null_values=[],
-            strings_can_be_null=False, check_utf8=False,
+            column_types={n: pa.string() for n in names},
+            null_values=[],
+            strings_can_be_null=False,
+            check_utf8=False,
         ),
     )
     first: tuple[int, int] | None = None

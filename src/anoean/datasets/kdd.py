@@ -92,8 +92,9 @@ def _column_types(label_columns: tuple[str, ...]) -> dict[str, pa.DataType]:
     return types
 
 
-def _labels(table: pa.Table, data: bytes, path: Path, strip_dot: bool
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _labels(
+    table: pa.Table, data: bytes, path: Path, strip_dot: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Attack names and families, vectorised through the (small) set of distinct labels."""
     enc = pc.dictionary_encode(table.column("label")).combine_chunks()
     names = enc.dictionary.to_pylist()
@@ -113,8 +114,13 @@ def _labels(table: pa.Table, data: bytes, path: Path, strip_dot: bool
     return np.asarray(attacks, dtype=str)[idx], np.asarray(families, dtype=str)[idx]
 
 
-def _load(dataset: str, subset: str, data_home: str | os.PathLike[str] | None, download: bool,
-          base_url: str | None) -> KDDData:
+def _load(
+    dataset: str,
+    subset: str,
+    data_home: str | os.PathLike[str] | None,
+    download: bool,
+    base_url: str | None,
+) -> KDDData:
     if subset not in SUBSETS[dataset]:
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
     (name,) = SUBSETS[dataset][subset]
@@ -124,9 +130,7 @@ def _load(dataset: str, subset: str, data_home: str | os.PathLike[str] | None, d
     data = read_bytes(path)
     table = read_csv(data, path, names, _column_types(label_columns))
     attack, family = _labels(table, data, path, strip_dot=dataset == "kdd99")
-    difficulty = (
-        table.column("difficulty").to_numpy() if "difficulty" in label_columns else None
-    )
+    difficulty = table.column("difficulty").to_numpy() if "difficulty" in label_columns else None
     return KDDData(
         dataset=dataset,
         subset=subset,

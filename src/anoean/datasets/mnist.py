@@ -63,7 +63,7 @@ def parse_idx(data: bytes, path: Path, magic: int) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise ValueError(f"{path}: IDX header cut short ({len(data)} bytes)")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(dims))
     if len(data) != expected:
         raise ValueError(
@@ -115,9 +115,7 @@ def load_mnist(
     if images.shape[1:] != (28, 28):
         raise ValueError(f"{ip}: images are {images.shape[1:]}, expected (28, 28)")
     if images.shape[0] != digits.shape[0]:
-        raise ValueError(
-            f"{ip} has {images.shape[0]} images but {lp} has {digits.shape[0]} labels"
-        )
+        raise ValueError(f"{ip} has {images.shape[0]} images but {lp} has {digits.shape[0]} labels")
     if digits.size and digits.max() > 9:
         i = int(np.argmax(digits > 9))
         raise ValueError(f"{lp}: label {int(digits[i])} at index {i} is not a digit")
