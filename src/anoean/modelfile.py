@@ -26,6 +26,24 @@ class ModelFileError(ValueError):
     """A model directory is missing, damaged, tampered with or of the wrong kind."""
 
 
+def read_versioned_json(file: Path, fmt: str, version: int, what: str) -> dict[str, Any]:
+    """The JSON object in ``file``, checked to carry ``"format": fmt`` and
+    ``"format_version": version``; any other content raises :class:`ModelFileError` naming
+    the file (``what`` says what it should have been)."""
+    try:
+        obj = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{file} is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise ModelFileError(f"{file} is not an anoean {what}")
+    if obj.get("format_version") != version:
+        raise ModelFileError(
+            f"{file} has format_version {obj.get('format_version')!r}; "
+            f"this anoean reads version {version}"
+        )
+    return obj
+
+
 def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and verify a model directory without building the model."""
     from safetensors import SafetensorError
@@ -36,17 +54,7 @@ def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[s
     for f in (cfg_file, w_file):
         if not f.is_file():
             raise ModelFileError(f"{path} is not a model directory: {f.name} is missing")
-    try:
-        config = json.loads(cfg_file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{cfg_file} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{cfg_file} is not an anoean model config")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{cfg_file} has format_version {config.get('format_version')!r}; "
-            f"this anoean reads version {FORMAT_VERSION}"
-        )
+    config = read_versioned_json(cfg_file, FORMAT_NAME, FORMAT_VERSION, "model config")
     for key in ("class", "params", "state", "weights_sha256"):
         if key not in config:
             raise ModelFileError(f"{cfg_file} lacks the key {key!r}")

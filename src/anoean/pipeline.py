@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .modelfile import CONFIG_FILE, ModelFileError
+from .modelfile import CONFIG_FILE, ModelFileError, read_versioned_json
 from .tabular import (
     DEFAULT_BATCH_ROWS,
     DataError,
@@ -408,17 +408,7 @@ def load_pipeline(
     for f in (meta_file, pre_file):
         if not f.is_file():
             raise ModelFileError(f"{path} is not an anoean model directory: {f.name} is missing")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{meta_file} is not valid JSON: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != PIPELINE_FORMAT:
-        raise ModelFileError(f"{meta_file} is not an anoean pipeline file")
-    if meta.get("format_version") != PIPELINE_VERSION:
-        raise ModelFileError(
-            f"{meta_file} has format_version {meta.get('format_version')!r}; this anoean reads "
-            f"version {PIPELINE_VERSION}"
-        )
+    meta = read_versioned_json(meta_file, PIPELINE_FORMAT, PIPELINE_VERSION, "pipeline file")
     cfg_file = path / CONFIG_FILE
     if cfg_file.is_file() and "config_sha256" in meta:
         if hashlib.sha256(cfg_file.read_bytes()).hexdigest() != meta["config_sha256"]:
