@@ -76,11 +76,7 @@ def squared_distances(X: np.ndarray) -> np.ndarray:
         if hit is not None:
             return hit
     sq = np.einsum("ij,ij->i", X, X)
-    d2 = X @ X.T
-    d2 *= -2.0
-    d2 += sq[:, None]
-    d2 += sq[None, :]
-    np.maximum(d2, 0.0, out=d2)
+    d2 = _sq_dists(X, sq, X, sq)
     np.fill_diagonal(d2, 0.0)
     if cache is not None and key is not None:
         d2.setflags(write=False)
@@ -94,6 +90,17 @@ def rbf_gram(X: np.ndarray, gamma: float) -> np.ndarray:
     K = squared_distances(X) * (-gamma)
     np.exp(K, out=K)
     return K
+
+
+def _sq_dists(A: np.ndarray, a_sq: np.ndarray, B: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
+    """``||a_i - b_j||^2`` from ``||a||^2 + ||b||^2 - 2 a.b`` (one matrix product, in place,
+    so the only n x m array is the result), clipped at 0 against round-off."""
+    d2 = A @ B.T
+    d2 *= -2.0
+    d2 += a_sq[:, None]
+    d2 += b_sq[None, :]
+    np.maximum(d2, 0.0, out=d2)
+    return d2
 
 
 def rbf_expansion(
@@ -115,8 +122,7 @@ def rbf_expansion(
     step = max(1, KERNEL_CHUNK_BYTES // (8 * sv.shape[0]))
     for s in range(0, X.shape[0], step):
         xb = X[s : s + step]
-        d2 = np.einsum("ij,ij->i", xb, xb)[:, None] + sv_sq[None, :] - 2.0 * (xb @ sv.T)
-        np.maximum(d2, 0.0, out=d2)
+        d2 = _sq_dists(xb, np.einsum("ij,ij->i", xb, xb), sv, sv_sq)
         out[s : s + step] = np.exp(-gamma * d2) @ coef + intercept
     return out
 
