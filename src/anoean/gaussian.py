@@ -76,6 +76,10 @@ def mahalanobis_torch(Z, mu, whiten):  # type: ignore[no-untyped-def]
     return W.pow(2).sum(dim=1).sqrt()
 
 
+#: fewest validation normals a cross-fitted score accepts (two halves of at least 2 rows)
+MIN_CROSS_FIT_NORMALS = 4
+
+
 def validation_aucpr(codes: np.ndarray, y: np.ndarray, *, cross_fit: bool, seed: int = 0) -> float:
     """AUC-PR of the Mahalanobis score on validation codes, the criterion of early stopping
     and model selection.
@@ -95,9 +99,10 @@ def validation_aucpr(codes: np.ndarray, y: np.ndarray, *, cross_fit: bool, seed:
     normal = np.flatnonzero(y == 0)
     if not cross_fit:
         return aucpr(y, GaussianScorer.fit(codes[normal]).distance(codes))
-    if normal.size < 4:
+    if normal.size < MIN_CROSS_FIT_NORMALS:
         raise ValueError(
-            f"a cross-fitted validation score needs at least 4 validation normals; got "
+            "a cross-fitted validation score needs at least "
+            f"{MIN_CROSS_FIT_NORMALS} validation normals; got "
             f"{normal.size}"
         )
     perm = np.random.default_rng([seed, 2718]).permutation(normal)

@@ -34,7 +34,12 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._utils import make_generators, resolve_device, resolve_seed
-from ..gaussian import GaussianScorer, mahalanobis_torch, validation_aucpr
+from ..gaussian import (
+    MIN_CROSS_FIT_NORMALS,
+    GaussianScorer,
+    mahalanobis_torch,
+    validation_aucpr,
+)
 from ..losses import anoean_discriminator_loss, anoean_encoder_loss
 from ..metrics import aucpr
 from ..neural import NeuralDetector, Standardize, holdout_split, scaling_stats
@@ -324,10 +329,12 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         step = make_step(encoder, disc, opt_e, opt_d, Xn, Xa, train_gen)
 
         cross_fit = self.validation_score == "cross_fit"
-        if cross_fit and has_val_anomalies and int((y_val == 0).sum()) < 4:
+        n_val_normal = int((y_val == 0).sum())
+        if cross_fit and has_val_anomalies and n_val_normal < MIN_CROSS_FIT_NORMALS:
+            # checked before training, not after the first epoch
             raise ValueError(
-                "validation_score='cross_fit' needs at least 4 normal validation rows; got "
-                f"{int((y_val == 0).sum())}"
+                f"validation_score='cross_fit' needs at least {MIN_CROSS_FIT_NORMALS} normal "
+                f"validation rows; got {n_val_normal}"
             )
 
         @torch.no_grad()
