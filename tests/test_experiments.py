@@ -201,24 +201,59 @@ def test_full_mode_warns_before_hours_long_gan_runs_on_mnist(tmp_path, caplog, m
     import anoean.experiments.runner as runner
 
     monkeypatch.setattr(runner, "run_one", lambda run, **kw: (_ for _ in ()).throw(OSError("x")))
+    kw = dict(experiments=["mnist-nvm"], seeds=1, progress=False, write_report=False)
     with caplog.at_level("WARNING", logger="anoean"):
-        reproduce(
-            experiments=["mnist-nvm"],
-            methods=["egbad", "anoean"],
-            seeds=1,
-            out=tmp_path,
-            progress=False,
-            write_report=False,
-        )
-    assert any("egbad on MNIST" in r.getMessage() for r in caplog.records)
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="anoean"):
-        reproduce(
-            experiments=["mnist-nvm"],
-            methods=["anoean"],
-            seeds=1,
-            out=tmp_path / "b",
-            progress=False,
-            write_report=False,
-        )
-    assert not any("on MNIST are planned" in r.getMessage() for r in caplog.records)
+        reproduce(methods=["egbad", "anoean"], out=tmp_path, image_gan_budget="original", **kw)
+    assert any("egbad on MNIST under the original budget" in r.getMessage() for r in caplog.records)
+    for methods, budget in ((["anoean"], "original"), (["egbad", "anoean"], "reduced")):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="anoean"):
+            reproduce(methods=methods, out=tmp_path / budget, image_gan_budget=budget, **kw)
+        assert not any("on MNIST under" in r.getMessage() for r in caplog.records)
+
+
+def test_image_gan_budget_specs_and_resume(tmp_path, monkeypatch):
+    """The reduced budget is one learning rate for 4 epochs (AnoGAN: a 20-step search) on
+    images in full mode only; runs done under one budget are not taken for the other's."""
+    import anoean.experiments.runner as runner
+    from anoean.experiments.methods import REDUCED_IMAGE_GAN, method_spec
+
+    red = method_spec("anogan", images=True, quick=False)
+    assert red.budget == "reduced" and red.grid == {}
+    assert red.fixed["max_epochs"] == REDUCED_IMAGE_GAN["max_epochs"] == 4
+    assert red.fixed["lr"] == 2e-4 and red.fixed["n_search_iter"] == 20
+    orig = method_spec("anogan", images=True, quick=False, image_gan_budget="original")
+    assert orig.budget == "original" and orig.grid["lr"] == [1e-5, 1e-4, 1e-3]
+    assert orig.fixed["max_epochs"] == 30 and orig.fixed["n_search_iter"] == 100
+    # tables, quick runs and AnoEAN are untouched by the budget
+    assert method_spec("alad", images=False, quick=False).budget is None
+    assert method_spec("alad", images=True, quick=True).budget is None
+    assert method_spec("anoean", images=True, quick=False).budget is None
+    with pytest.raises(ValueError, match="image_gan_budget 'big'"):
+        method_spec("alad", images=True, quick=False, image_gan_budget="big")
+
+    seen: list[tuple[str, str]] = []
+
+    def fake_run_one(run, *, quick, data_home=None, image_gan_budget="reduced"):
+        seen.append((run.run_id, image_gan_budget))
+        budget = runner.run_budget(run, quick=quick, image_gan_budget=image_gan_budget)
+        return {"run_id": run.run_id, "quick": quick, "config": {"budget": budget}}
+
+    monkeypatch.setattr(runner, "run_one", fake_run_one)
+    kw = dict(
+        experiments=["mnist-nvm"],
+        methods=["egbad", "anoean"],
+        seeds=1,
+        out=tmp_path,
+        progress=False,
+        write_report=False,
+    )
+    assert reproduce(**kw)["ran"] == 10  # n = 1..5, two methods
+    assert reproduce(**kw)["ran"] == 0
+    # the original budget redoes the GAN runs only; AnoEAN's records serve both
+    seen.clear()
+    assert reproduce(image_gan_budget="original", **kw)["ran"] == 5
+    assert {rid.split("/")[2] for rid, _ in seen} == {"egbad"}
+    assert {b for _, b in seen} == {"original"}
+    with pytest.raises(ValueError, match="image_gan_budget"):
+        reproduce(image_gan_budget="none", **kw)
