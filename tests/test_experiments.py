@@ -134,6 +134,35 @@ def test_report_from_records(tmp_path):
     assert (tmp_path / "fig3_mnist_nvm.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_marks_reduced_budget_and_unequal_seeds(tmp_path):
+    from anoean.experiments.report import BUDGET_NOTE
+
+    recs = [_fake("mnist-nvm", f"n{n}", "anoean", s, 0.9) for n in (1, 2) for s in range(3)]
+    for n in (1, 2):
+        r = _fake("mnist-nvm", f"n{n}", "egbad", 0, 0.95 if n == 1 else 0.5)
+        r["config"] = {"budget": "reduced"}
+        r["wall_s"] = 60.0
+        recs.append(r)
+    (tmp_path / RUNS_FILE).write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    write_report(tmp_path)
+    tables = (tmp_path / "tables.md").read_text()
+    assert "| n normal digits | EGBAD† (1 seed) | AnoEAN (3 seeds) |" in tables
+    assert BUDGET_NOTE in tables
+    report = (tmp_path / "report.md").read_text()
+    assert "Compared: EGBAD† (1 seed), AnoEAN (3 seeds); not run: OCSVM," in report
+    assert "n = 1: AnoEAN 90.0 ± 0.0, best other EGBAD† 95.0 ± 0.0 (difference -5.0)" in report
+    assert "| EGBAD† | 2 |" in report
+    # per seed: AnoEAN 6 runs x 2 s over 3 seeds = 4 s, EGBAD 2 x 60 s over 1 seed = 120 s
+    assert "Run time per seed" in report and "0.03 h;" in report
+    assert "5 seeds of everything on record would take 0.17 h of run time" in report
+    # records without a budget (tables, AnoEAN) are not marked
+    recs = [_fake("mnist-nvm", "n1", m, 0, 0.9) for m in ("egbad", "anoean")]
+    (tmp_path / RUNS_FILE).write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    write_report(tmp_path)
+    tables = (tmp_path / "tables.md").read_text()
+    assert "| n normal digits | EGBAD | AnoEAN |" in tables and "†" not in tables
+
+
 def test_official_test_file_experiments_and_seen_unseen_metrics():
     from types import SimpleNamespace
 

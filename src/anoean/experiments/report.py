@@ -37,6 +37,39 @@ def _methods_in(records: list[dict[str, Any]]) -> list[str]:
     return [m for m in DISPLAY if m in present]
 
 
+#: the mark of a method run under the reduced budget (see :data:`BUDGET_NOTE`)
+REDUCED_MARK = "†"
+BUDGET_NOTE = (
+    f"{REDUCED_MARK} Reduced budget (`--image-gan-budget reduced`, the default): the GAN "
+    "baselines on MNIST train one learning rate (2e-4) for 4 epochs, keep the epoch of best "
+    "validation AUC-PR, and AnoGAN searches the latent space for 20 steps; the originals' "
+    "settings take hours per run on a CPU. Their numbers are what that budget achieves, not "
+    "the methods' best."
+)
+
+
+def _reduced(records: list[dict[str, Any]], method: str) -> bool:
+    return any(
+        r["method"] == method and (r.get("config") or {}).get("budget") == "reduced"
+        for r in records
+    )
+
+
+def _label(records: list[dict[str, Any]], method: str) -> str:
+    """The display name, marked when (some of) the method's runs had the reduced budget."""
+    return DISPLAY[method] + (REDUCED_MARK if _reduced(records, method) else "")
+
+
+def _labels_with_seeds(records: list[dict[str, Any]], methods: list[str]) -> list[str]:
+    """Labels, with each method's number of seeds when the methods do not all have the same."""
+    seeds = {m: len({r["seed"] for r in records if r["method"] == m}) for m in methods}
+    same = len(set(seeds.values())) <= 1
+    return [
+        _label(records, m) + ("" if same else f" ({seeds[m]} seed{'s' * (seeds[m] != 1)})")
+        for m in methods
+    ]
+
+
 def kdd_table(records: list[dict[str, Any]], experiment: str) -> str:
     """Markdown table: per method, mean ± std over seeds of each metric, beside the paper."""
     recs = [r for r in records if r["experiment"] == experiment]
@@ -86,7 +119,7 @@ def group_table(records: list[dict[str, Any]]) -> str:
 
             n_unseen = [r["metrics_by_group"].get("unseen", {}).get("n_anomalies", 0) for r in rs]
             lines.append(
-                f"| {e} | {DISPLAY[m]} | {len({r['seed'] for r in rs})} | "
+                f"| {e} | {_label(rs, m)} | {len({r['seed'] for r in rs})} | "
                 f"{np.mean(n_unseen):.1f} | {cell('seen', 'auroc')} | {cell('unseen', 'auroc')} "
                 f"| {cell('seen', 'aucpr')} | {cell('unseen', 'aucpr')} |"
             )
@@ -124,24 +157,27 @@ def figure(records: list[dict[str, Any]], experiment: str, path: Path) -> Path |
     cases, methods, mean, std = _case_matrix(records, experiment, _num)
     if not cases:
         return None
+    labels = _labels_with_seeds([r for r in records if r["experiment"] == experiment], methods)
     fig, ax = plt.subplots(figsize=(10, 4.5))
     if experiment == "mnist-1vall":
         width = 0.8 / len(methods)
         x = np.arange(len(cases))
         for j, m in enumerate(methods):
-            ax.bar(x + j * width, mean[:, j], width, yerr=std[:, j], capsize=2, label=DISPLAY[m])
+            ax.bar(x + j * width, mean[:, j], width, yerr=std[:, j], capsize=2, label=labels[j])
         ax.set_xticks(x + 0.4 - width / 2, [str(_num(c)) for c in cases])
         ax.set_xlabel("normal digit")
         ax.set_title("MNIST, one digit normal vs all others (cf. the paper's Figure 2)")
     else:
         ns = [_num(c) for c in cases]
         for j, m in enumerate(methods):
-            ax.errorbar(ns, mean[:, j], yerr=std[:, j], marker="o", capsize=3, label=DISPLAY[m])
+            ax.errorbar(ns, mean[:, j], yerr=std[:, j], marker="o", capsize=3, label=labels[j])
         ax.set_xticks(ns)
         ax.set_xlabel("number n of normal digits")
         ax.set_title("MNIST, n digits normal vs the others (cf. the paper's Figure 3)")
     ax.set_ylabel("AUC-PR (%)")
     ax.legend(ncol=min(6, len(methods)), fontsize=8)
+    if any(REDUCED_MARK in lab for lab in labels):
+        fig.text(0.01, 0.01, f"{REDUCED_MARK} reduced budget (4 epochs, lr 2e-4)", fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
@@ -155,7 +191,8 @@ def _case_table(records: list[dict[str, Any]], experiment: str, label: str) -> s
     cases, methods, mean, std = _case_matrix(records, experiment, _num)
     if not cases:
         return f"_No runs for {experiment}._\n"
-    lines = [f"| {label} | " + " | ".join(DISPLAY[m] for m in methods) + " |"]
+    recs = [r for r in records if r["experiment"] == experiment]
+    lines = [f"| {label} | " + " | ".join(_labels_with_seeds(recs, methods)) + " |"]
     lines.append("|---" * (len(methods) + 1) + "|")
     for i, c in enumerate(cases):
         best = np.nanmax(mean[i])
@@ -170,6 +207,8 @@ def _case_table(records: list[dict[str, Any]], experiment: str, label: str) -> s
             for j in range(len(methods))
         ]
         lines.append(f"| {_num(c)} | " + " | ".join(cells) + " |")
+    if any(_reduced(recs, m) for m in methods):
+        lines += ["", BUDGET_NOTE]
     return "\n".join(lines) + "\n"
 
 
@@ -186,6 +225,7 @@ def _comparisons(records: list[dict[str, Any]]) -> list[str]:
                 f"seed(s) {verdict} the paper's {ref:.1f}."
             )
     cases, methods, mean, std = _case_matrix(records, "mnist-nvm", _num)
+    nvm = [r for r in records if r["experiment"] == "mnist-nvm"]
     if cases and "anoean" in methods:
         j = methods.index("anoean")
         wins = [_num(c) for i, c in enumerate(cases) if mean[i, j] == np.nanmax(mean[i])]
@@ -195,9 +235,11 @@ def _comparisons(records: list[dict[str, Any]]) -> list[str]:
             f"- MNIST n-vs-m (Figure 3), claim: {FIG3_CLAIM}. Ours: AnoEAN is best at n = "
             f"{wins or 'none'}"
             + (f" and not at n = {losses}." if losses else ".")
-            + f" Compared: {', '.join(DISPLAY[m] for m in methods)}"
+            + f" Compared: {', '.join(_labels_with_seeds(nvm, methods))}"
             + (f"; not run: {', '.join(missing)}." if missing else ".")
         )
+        if any(_reduced(nvm, m) for m in methods):
+            out.append(f"  - {BUDGET_NOTE}")
         others = [k for k in range(len(methods)) if k != j]
         for i, c in enumerate(cases):
             if not others or np.isnan(mean[i, j]):
@@ -205,10 +247,14 @@ def _comparisons(records: list[dict[str, Any]]) -> list[str]:
             k = max(others, key=lambda k: -np.inf if np.isnan(mean[i, k]) else mean[i, k])
             out.append(
                 f"  - n = {_num(c)}: AnoEAN {mean[i, j]:.1f} ± {std[i, j]:.1f}, best other "
-                f"{DISPLAY[methods[k]]} {mean[i, k]:.1f} ± {std[i, k]:.1f} "
+                f"{_label(nvm, methods[k])} {mean[i, k]:.1f} ± {std[i, k]:.1f} "
                 f"(difference {mean[i, j] - mean[i, k]:+.1f})"
             )
     return out
+
+
+#: the number of seeds of the paper's protocol, for the projected time
+PROJECTED_SEEDS = 5
 
 
 def time_breakdown(records: list[dict[str, Any]]) -> list[str]:
@@ -231,7 +277,7 @@ def time_breakdown(records: list[dict[str, Any]]) -> list[str]:
         cells = [f"{per[(m, e)] / 60:.1f}" if (m, e) in per else "–" for e in exps]
         total = sum(per[(m, e)] for e in exps)
         lines.append(
-            f"| {DISPLAY[m]} | {runs[m]} | {' | '.join(cells)} | {total / 60:.1f} | "
+            f"| {_label(records, m)} | {runs[m]} | {' | '.join(cells)} | {total / 60:.1f} | "
             f"{total / runs[m]:.1f} |"
         )
     total = sum(per.values())
@@ -239,6 +285,16 @@ def time_breakdown(records: list[dict[str, Any]]) -> list[str]:
     lines.append(
         f"Sum of run times: {total / 3600:.2f} h (the wall time of one process running "
         "everything; `--jobs N` divides it by up to N when N cores are free)."
+    )
+    seeds = defaultdict(set)
+    for r in records:
+        seeds[(r["method"], r["experiment"])].add(r["seed"])
+    per_seed = sum(t / max(1, len(seeds[k])) for k, t in per.items())
+    lines.append(
+        f"Run time per seed (each method and experiment's time divided by its number of seeds): "
+        f"{per_seed / 3600:.2f} h; {PROJECTED_SEEDS} seeds of everything on record would take "
+        f"{PROJECTED_SEEDS * per_seed / 3600:.2f} h of run time, at best "
+        f"{PROJECTED_SEEDS * per_seed / 3600 / 2:.2f} h elapsed on 2 cores."
     )
     stamps = []
     for r in records:
