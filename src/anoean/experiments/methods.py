@@ -70,6 +70,13 @@ class MethodSpec:
             yield {**self.fixed, **cfg}
 
 
+def check_image_gan_budget(value: str) -> None:
+    if value not in IMAGE_GAN_BUDGETS:
+        raise ValueError(
+            f"unknown image_gan_budget {value!r}; choose from {', '.join(IMAGE_GAN_BUDGETS)}"
+        )
+
+
 def method_spec(
     name: str, *, images: bool, quick: bool, image_gan_budget: str = "reduced"
 ) -> MethodSpec:
@@ -81,11 +88,7 @@ def method_spec(
     """
     if name not in _CLASSES:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    if image_gan_budget not in IMAGE_GAN_BUDGETS:
-        raise ValueError(
-            f"unknown image_gan_budget {image_gan_budget!r}; choose from "
-            f"{', '.join(IMAGE_GAN_BUDGETS)}"
-        )
+    check_image_gan_budget(image_gan_budget)
     budget = image_gan_budget if (images and not quick and name in GANS) else None
     fixed: dict[str, Any] = {}
     if name in NEURAL:

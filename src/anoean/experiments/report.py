@@ -162,14 +162,14 @@ def figure(records: list[dict[str, Any]], experiment: str, path: Path) -> Path |
     if experiment == "mnist-1vall":
         width = 0.8 / len(methods)
         x = np.arange(len(cases))
-        for j, m in enumerate(methods):
+        for j in range(len(methods)):
             ax.bar(x + j * width, mean[:, j], width, yerr=std[:, j], capsize=2, label=labels[j])
         ax.set_xticks(x + 0.4 - width / 2, [str(_num(c)) for c in cases])
         ax.set_xlabel("normal digit")
         ax.set_title("MNIST, one digit normal vs all others (cf. the paper's Figure 2)")
     else:
         ns = [_num(c) for c in cases]
-        for j, m in enumerate(methods):
+        for j in range(len(methods)):
             ax.errorbar(ns, mean[:, j], yerr=std[:, j], marker="o", capsize=3, label=labels[j])
         ax.set_xticks(ns)
         ax.set_xlabel("number n of normal digits")

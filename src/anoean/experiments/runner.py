@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .methods import GANS, IMAGE_GAN_BUDGETS, METHODS, method_spec
+from .methods import GANS, METHODS, check_image_gan_budget, method_spec
 
 logger = logging.getLogger("anoean")
 
@@ -248,11 +248,7 @@ def reproduce(
     """
     from tqdm.auto import tqdm
 
-    if image_gan_budget not in IMAGE_GAN_BUDGETS:
-        raise ValueError(
-            f"unknown image_gan_budget {image_gan_budget!r}; choose from "
-            f"{', '.join(IMAGE_GAN_BUDGETS)}"
-        )
+    check_image_gan_budget(image_gan_budget)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs_path, errors_path = out / RUNS_FILE, out / ERRORS_FILE
