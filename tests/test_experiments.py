@@ -286,3 +286,66 @@ def test_image_gan_budget_specs_and_resume(tmp_path, monkeypatch):
     assert {b for _, b in seen} == {"original"}
     with pytest.raises(ValueError, match="image_gan_budget"):
         reproduce(image_gan_budget="none", **kw)
+
+
+def test_cli_reproduce_passes_options_through(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import anoean.experiments
+    from anoean.cli import main
+
+    calls: list[dict] = []
+
+    def fake(**kw):
+        calls.append(kw)
+        return {
+            "ran": 2,
+            "failed": 1 if kw["image_gan_budget"] == "original" else 0,
+            "planned": 2,
+            "wall_s": 0.0,
+            "written": [],
+        }
+
+    monkeypatch.setattr(anoean.experiments, "reproduce", fake)
+    runner = CliRunner()
+    res = runner.invoke(
+        main,
+        [
+            "reproduce",
+            "--experiments",
+            "mnist-nvm",
+            "--methods",
+            "egbad,anoean",
+            "--seeds",
+            "3",
+            "--jobs",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    kw = calls[-1]
+    assert kw["experiments"] == ["mnist-nvm"] and kw["methods"] == ["egbad", "anoean"]
+    assert kw["seeds"] == 3 and kw["jobs"] == 2 and kw["image_gan_budget"] == "reduced"
+    assert kw["progress"] is False and not kw["quick"]
+    # --quick forces one seed; a failed run makes the exit status non-zero
+    res = runner.invoke(
+        main,
+        [
+            "reproduce",
+            "--quick",
+            "--seeds",
+            "4",
+            "--image-gan-budget",
+            "original",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 1 and "1 run(s) failed" in res.output
+    assert calls[-1]["seeds"] == 1 and calls[-1]["image_gan_budget"] == "original"
+    res = runner.invoke(main, ["reproduce", "--image-gan-budget", "huge", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "huge" in res.output
