@@ -151,7 +151,7 @@ def test_report_marks_reduced_budget_and_unequal_seeds(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "Compared: EGBAD† (1 seed), AnoEAN (3 seeds); not run: OCSVM," in report
     assert "n = 1: AnoEAN 90.0 ± 0.0, best other EGBAD† 95.0 ± 0.0 (difference -5.0)" in report
-    assert "| EGBAD† | 2 |" in report
+    assert "| EGBAD | 2 | 2.0† | 2.0 | 60.0 |" in report  # the reduced runs' cell is marked
     # per seed: AnoEAN 6 runs x 2 s over 3 seeds = 4 s, EGBAD 2 x 60 s over 1 seed = 120 s
     assert "Run time per seed" in report and "0.03 h;" in report
     assert "5 seeds of everything on record would take 0.17 h of run time" in report

@@ -268,19 +268,29 @@ def time_breakdown(records: list[dict[str, Any]]) -> list[str]:
     exps += sorted({r["experiment"] for r in records} - set(exps))
     per: dict[tuple[str, str], float] = defaultdict(float)
     runs: dict[str, int] = defaultdict(int)
+    reduced = set()
     for r in records:
         per[(r["method"], r["experiment"])] += float(r["wall_s"])
         runs[r["method"]] += 1
+        if (r.get("config") or {}).get("budget") == "reduced":
+            reduced.add((r["method"], r["experiment"]))
     head = "| method | runs | " + " | ".join(f"{e} (min)" for e in exps)
     lines = [head + " | total (min) | mean s/run |", "|---" * (len(exps) + 4) + "|"]
     for m in _methods_in(records):
-        cells = [f"{per[(m, e)] / 60:.1f}" if (m, e) in per else "–" for e in exps]
+        cells = [
+            f"{per[(m, e)] / 60:.1f}" + (REDUCED_MARK if (m, e) in reduced else "")
+            if (m, e) in per
+            else "–"
+            for e in exps
+        ]
         total = sum(per[(m, e)] for e in exps)
         lines.append(
-            f"| {_label(records, m)} | {runs[m]} | {' | '.join(cells)} | {total / 60:.1f} | "
+            f"| {DISPLAY[m]} | {runs[m]} | {' | '.join(cells)} | {total / 60:.1f} | "
             f"{total / runs[m]:.1f} |"
         )
     total = sum(per.values())
+    if reduced:
+        lines += ["", f"{REDUCED_MARK} runs under the reduced budget (see the MNIST tables)."]
     lines.append("")
     lines.append(
         f"Sum of run times: {total / 3600:.2f} h (the wall time of one process running "
