@@ -28,8 +28,14 @@ def _group(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dic
 
 
 def _ms(values: list[float]) -> tuple[float, float]:
+    """Mean and standard deviation in percent; the deviation is NaN for a single value."""
     a = 100.0 * np.asarray(values, dtype=float)
-    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else float("nan")
+
+
+def _pm(mean: float, std: float) -> str:
+    """'mean ± std', or the mean alone when there is no spread to show (one run)."""
+    return f"{mean:.1f}" if np.isnan(std) else f"{mean:.1f} ± {std:.1f}"
 
 
 def _methods_in(records: list[dict[str, Any]]) -> list[str]:
@@ -84,7 +90,7 @@ def kdd_table(records: list[dict[str, Any]], experiment: str) -> str:
         for k in METRICS:
             mean, std = _ms([r["metrics"][k] for r in rs])
             ref = paper_value(experiment, m, k)
-            cells.append(f"{mean:.1f} ± {std:.1f} | {'n/a' if ref is None else f'{ref:.1f}'}")
+            cells.append(f"{_pm(mean, std)} | {'n/a' if ref is None else f'{ref:.1f}'}")
         fit = np.mean([r["fit_s"] for r in rs])
         lines.append(f"| {DISPLAY[m]} | {len(rs)} | {' | '.join(cells)} | {fit:.1f} |")
     return "\n".join(lines) + "\n"
@@ -115,7 +121,7 @@ def group_table(records: list[dict[str, Any]]) -> str:
                 mean, std = _ms(vals)
                 # a group can be missing from some runs' test sets (KDD99's rare R2L/U2R)
                 part = f" ({len(vals)} of {len(rs)} runs)" if len(vals) < len(rs) else ""
-                return f"{mean:.1f} ± {std:.1f}{part}"
+                return f"{_pm(mean, std)}{part}"
 
             n_unseen = [r["metrics_by_group"].get("unseen", {}).get("n_anomalies", 0) for r in rs]
             lines.append(
@@ -163,14 +169,28 @@ def figure(records: list[dict[str, Any]], experiment: str, path: Path) -> Path |
         width = 0.8 / len(methods)
         x = np.arange(len(cases))
         for j in range(len(methods)):
-            ax.bar(x + j * width, mean[:, j], width, yerr=std[:, j], capsize=2, label=labels[j])
+            ax.bar(
+                x + j * width,
+                mean[:, j],
+                width,
+                yerr=np.nan_to_num(std[:, j]),
+                capsize=2,
+                label=labels[j],
+            )
         ax.set_xticks(x + 0.4 - width / 2, [str(_num(c)) for c in cases])
         ax.set_xlabel("normal digit")
         ax.set_title("MNIST, one digit normal vs all others (cf. the paper's Figure 2)")
     else:
         ns = [_num(c) for c in cases]
         for j in range(len(methods)):
-            ax.errorbar(ns, mean[:, j], yerr=std[:, j], marker="o", capsize=3, label=labels[j])
+            ax.errorbar(
+                ns,
+                mean[:, j],
+                yerr=np.nan_to_num(std[:, j]),
+                marker="o",
+                capsize=3,
+                label=labels[j],
+            )
         ax.set_xticks(ns)
         ax.set_xlabel("number n of normal digits")
         ax.set_title("MNIST, n digits normal vs the others (cf. the paper's Figure 3)")
@@ -198,9 +218,9 @@ def _case_table(records: list[dict[str, Any]], experiment: str, label: str) -> s
         best = np.nanmax(mean[i])
         cells = [
             (
-                f"**{mean[i, j]:.1f} ± {std[i, j]:.1f}**"
+                f"**{_pm(mean[i, j], std[i, j])}**"
                 if mean[i, j] == best
-                else f"{mean[i, j]:.1f} ± {std[i, j]:.1f}"
+                else _pm(mean[i, j], std[i, j])
             )
             if not np.isnan(mean[i, j])
             else "–"
@@ -221,7 +241,7 @@ def _comparisons(records: list[dict[str, Any]]) -> list[str]:
             mean, std = _ms([r["metrics"]["aucpr"] for r in rs])
             verdict = "meets" if mean >= ref else "falls short of"
             out.append(
-                f"- {exp} ({table}): AnoEAN mean AUC-PR {mean:.1f} ± {std:.1f} over {len(rs)} "
+                f"- {exp} ({table}): AnoEAN mean AUC-PR {_pm(mean, std)} over {len(rs)} "
                 f"seed(s) {verdict} the paper's {ref:.1f}."
             )
     cases, methods, mean, std = _case_matrix(records, "mnist-nvm", _num)
@@ -246,8 +266,8 @@ def _comparisons(records: list[dict[str, Any]]) -> list[str]:
                 continue
             k = max(others, key=lambda k: -np.inf if np.isnan(mean[i, k]) else mean[i, k])
             out.append(
-                f"  - n = {_num(c)}: AnoEAN {mean[i, j]:.1f} ± {std[i, j]:.1f}, best other "
-                f"{_label(nvm, methods[k])} {mean[i, k]:.1f} ± {std[i, k]:.1f} "
+                f"  - n = {_num(c)}: AnoEAN {_pm(mean[i, j], std[i, j])}, best other "
+                f"{_label(nvm, methods[k])} {_pm(mean[i, k], std[i, k])} "
                 f"(difference {mean[i, j] - mean[i, k]:+.1f})"
             )
     return out
