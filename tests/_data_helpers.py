@@ -30,6 +30,18 @@ def data_root() -> Path | None:
     return Path(env) if env else None
 
 
+#: the four MNIST IDX files, relative to ANOEAN_DATA
+MNIST_FILES = tuple(
+    f"mnist/{n}.gz"
+    for n in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    )
+)
+
+
 def require_files(*relpaths: str) -> Path:
     """Skip the calling test unless every file exists under ANOEAN_DATA; return the root."""
     root = data_root()

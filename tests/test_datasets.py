@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from _data_helpers import KDD99_LINE, NSL_LINE, require_files, serve
+from _data_helpers import KDD99_LINE, MNIST_FILES, NSL_LINE, require_files, serve
 
 from anoean.datasets import (
     ATTACK_TO_FAMILY,
@@ -71,17 +71,7 @@ def test_kdd99_known_figures():
 
 
 def test_mnist_known_figures():
-    root = require_files(
-        *(
-            f"mnist/{n}.gz"
-            for n in (
-                "train-images-idx3-ubyte",
-                "train-labels-idx1-ubyte",
-                "t10k-images-idx3-ubyte",
-                "t10k-labels-idx1-ubyte",
-            )
-        )
-    )
+    root = require_files(*MNIST_FILES)
     train = load_mnist(data_home=root, subset="train", download=False)
     test = load_mnist(data_home=root, subset="test", download=False)
     assert train.images.shape == (60_000, 28, 28) and train.images.dtype == np.uint8

@@ -6,20 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from _data_helpers import require_files
+from _data_helpers import MNIST_FILES, require_files
 
 from anoean.datasets import attack_family, load_kdd99, load_mnist, load_nsl_kdd
 from anoean.protocol import Split, make_split, make_split_from
-
-MNIST_FILES = [
-    f"mnist/{n}.gz"
-    for n in (
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    )
-]
 
 
 @pytest.fixture(scope="module")
