@@ -401,13 +401,9 @@ def _mnist_split(
         out[~from_train] = test.images[i[~from_train] - n_file]
         return (out.astype(np.float32) / np.float32(255.0)).reshape(i.size, 1, 28, 28)
 
-    arrays: dict[str, Any] = {}
-    for p, i in idx.items():
-        arrays[f"X_{p}"] = images(i)
-        arrays[f"y_{p}"] = (~is_normal[i]).astype(np.int64)
-        arrays[f"c_{p}"] = digits[i]
-        arrays[f"src_{p}"] = names[(i >= n_file).astype(int)]
-        arrays[f"row_{p}"] = np.where(i < n_file, i, i - n_file).astype(np.int64)
+    arrays = _part_arrays(
+        idx, {p: images(i) for p, i in idx.items()}, is_normal, digits, names, n_file
+    )
     return Split(
         name=name,
         seed=seed,
@@ -416,6 +412,27 @@ def _mnist_split(
         seen=seen,
         unseen=tuple(d for d in anomaly_digits if d not in seen),
     )
+
+
+def _part_arrays(
+    idx: dict[str, np.ndarray],
+    features: dict[str, Any],
+    is_normal: np.ndarray,
+    classes: np.ndarray,
+    names: np.ndarray,
+    n_first: int,
+) -> dict[str, Any]:
+    """The Split arrays of each part p in ``idx`` (row indices into the concatenation of
+    the source files, the first holding ``n_first`` rows): X_p (given), y_p, c_p, and the
+    provenance src_p (file name) and row_p (row within that file)."""
+    arrays: dict[str, Any] = {}
+    for p, i in idx.items():
+        arrays[f"X_{p}"] = features[p]
+        arrays[f"y_{p}"] = (~is_normal[i]).astype(np.int64)
+        arrays[f"c_{p}"] = classes[i]
+        arrays[f"src_{p}"] = names[(i >= n_first).astype(int)]
+        arrays[f"row_{p}"] = np.where(i < n_first, i, i - n_first).astype(np.int64)
+    return arrays
 
 
 def _kdd_split(
@@ -457,13 +474,8 @@ def _kdd_split(
 
     tables = {p: table(i) for p, i in idx.items()}
     pre = TabularPreprocessor(categorical=list(KDD_CATEGORICAL)).fit(tables["train"])
-    arrays: dict[str, Any] = {}
-    for p, i in idx.items():
-        arrays[f"X_{p}"] = pre.transform(tables[p])
-        arrays[f"y_{p}"] = (~is_normal[i]).astype(np.int64)
-        arrays[f"c_{p}"] = attack[i]
-        arrays[f"src_{p}"] = names[(i >= n0).astype(int)]
-        arrays[f"row_{p}"] = np.where(i < n0, i, i - n0).astype(np.int64)
+    features = {p: pre.transform(tables[p]) for p in idx}
+    arrays = _part_arrays(idx, features, is_normal, attack, names, n0)
     notes = [
         f"features: {pre.n_features_out_} columns, TabularPreprocessor fitted on the "
         "training part only (min-max; unseen categories encode as all zeros)"
