@@ -140,11 +140,12 @@ def plan_runs(
 
 
 def run_budget(run: Run, *, quick: bool, image_gan_budget: str) -> str | None:
-    """The budget a run is done under: ``image_gan_budget`` for a GAN baseline in a full-mode
-    image run, None otherwise (recorded as ``config["budget"]``)."""
-    if quick or run.method not in SLOW_ON_IMAGES or run.experiment not in IMAGE:
-        return None
-    return image_gan_budget
+    """The budget a run is done under (recorded as ``config["budget"]``): the one rule of
+    :func:`method_spec`, so planning and running cannot disagree."""
+    spec = method_spec(
+        run.method, images=run.experiment in IMAGE, quick=quick, image_gan_budget=image_gan_budget
+    )
+    return spec.budget
 
 
 def run_one(
