@@ -350,3 +350,73 @@ def test_cli_reproduce_passes_options_through(tmp_path, monkeypatch):
     assert calls[-1]["seeds"] == 1 and calls[-1]["image_gan_budget"] == "original"
     res = runner.invoke(main, ["reproduce", "--image-gan-budget", "huge", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "huge" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_cli_quick_reproduction_end_to_end(tmp_path, data_home):
+    """The `--quick` smoke test: the real CLI, in a subprocess, with 2 worker processes, on
+    the four paper experiments. Every method runs on the tables; on MNIST the three cheap
+    methods plus one convolutional GAN (EGBAD) keep it to a few minutes."""
+    import subprocess
+    import sys
+
+    need = ("nsl-kdd", "kddcup99", "mnist")
+    if data_home is None or not all((data_home / d).is_dir() for d in need):
+        pytest.skip("real datasets not found (set ANOEAN_DATA)")
+    out = tmp_path / "results"
+
+    def cli(*args: str) -> str:
+        cmd = [sys.executable, "-m", "anoean", "reproduce", "--quick", "--jobs", "2"]
+        cmd += ["--quiet", "--data-home", str(data_home), "--out", str(out), *args]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    tab = ("--experiments", "nsl-kdd,kdd99")
+    assert "12 run(s) done (0 failed) of 12 planned" in cli(*tab)
+    img_methods = ["ocsvm", "svm", "egbad", "anoean"]
+    img = ("--experiments", "mnist-1vall,mnist-nvm", "--methods", ",".join(img_methods))
+    # quick mode: 2 digits one-vs-all and n in {1, 3}, so 4 cases per method
+    assert "16 run(s) done (0 failed) of 16 planned" in cli(*img)
+
+    recs = read_runs(out / RUNS_FILE)
+    assert len(recs) == len({r["run_id"] for r in recs}) == 28
+    by_exp: dict[str, set] = {}
+    for r in recs:
+        by_exp.setdefault(r["experiment"], set()).add(r["method"])
+        assert r["quick"] and r["seed"] == 0
+        assert all(0.0 <= r["metrics"][k] <= 1.0 for k in ("aucpr", "best_f1", "auroc"))
+        assert r["fit_s"] > 0 and r["versions"]["git_commit"]
+    six = {"ocsvm", "svm", "anogan", "egbad", "alad", "anoean"}
+    assert by_exp == {
+        "nsl-kdd": six,
+        "kdd99": six,
+        "mnist-1vall": set(img_methods),
+        "mnist-nvm": set(img_methods),
+    }
+    assert sorted(
+        r["case"] for r in recs if r["method"] == "anoean" and "nvm" in r["experiment"]
+    ) == [
+        "n1",
+        "n3",
+    ]
+    nsl = {r["method"]: r["metrics"]["aucpr"] for r in recs if r["experiment"] == "nsl-kdd"}
+    assert nsl["anoean"] > 0.8 and nsl["svm"] > 0.8
+
+    # the outputs the issue lists, written from the records
+    tables = (out / "tables.md").read_text()
+    for title in ("Table 1: NSL-KDD", "Table 2: KDD Cup 99", "MNIST one-vs-all", "MNIST n-vs-m"):
+        assert title in tables
+    for label in ("OCSVM", "SVM", "AnoGAN", "EGBAD", "ALAD", "AnoEAN"):
+        assert f"| {label} | 1 |" in tables
+    for fig in ("fig2_mnist_1vall.png", "fig3_mnist_nvm.png"):
+        data = (out / fig).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    report = (out / "report.md").read_text()
+    assert "AnoEAN mean AUC-PR" in report and "MNIST n-vs-m" in report
+
+    # resuming runs nothing and leaves the records as they were
+    before = (out / RUNS_FILE).read_text()
+    assert "0 run(s) done (0 failed) of 12 planned" in cli(*tab)
+    assert (out / RUNS_FILE).read_text() == before
