@@ -96,6 +96,12 @@ def main() -> None:
     summary(plan, done, ref)
 
 
+def _pm(v: list[float]) -> str:
+    if len(v) < 2:
+        return "n/a"
+    return f"{100 * np.mean(v):.1f} ± {100 * np.std(v, ddof=1):.1f}"
+
+
 def summary(plan, done, ref) -> None:  # type: ignore[no-untyped-def]
     """Per case: mean ± std (ddof=1, as in the report) of the test AUC-PR, and of the AUROC on
     unseen anomalies, over the seeds with both records; the SVM's AUC-PR for comparison."""
@@ -129,15 +135,10 @@ def summary(plan, done, ref) -> None:  # type: ignore[no-untyped-def]
         a, b = np.array(r["in_sample"]), np.array(r["cross_fit"])
         diffs.extend(b - a)
 
-        def pm(v):  # type: ignore[no-untyped-def]
-            if len(v) < 2:
-                return "n/a"
-            return f"{100 * np.mean(v):.1f} ± {100 * np.std(v, ddof=1):.1f}"
-
         print(
-            f"| {case} | {len(a)} | {pm(a)} | {pm(b)} | {100 * np.mean(b - a):+.1f} | "
-            f"{r['d_in_sample']} | {r['d_cross_fit']} | {pm(r['unseen_is'])} | "
-            f"{pm(r['unseen_cf'])} | {pm(r['svm'])} |"
+            f"| {case} | {len(a)} | {_pm(a)} | {_pm(b)} | {100 * np.mean(b - a):+.1f} | "
+            f"{r['d_in_sample']} | {r['d_cross_fit']} | {_pm(r['unseen_is'])} | "
+            f"{_pm(r['unseen_cf'])} | {_pm(r['svm'])} |"
         )
     if diffs:
         d = 100 * np.array(diffs)

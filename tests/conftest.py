@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -57,15 +56,3 @@ def fitted(synthetic):
 
     X, y, *_ = synthetic
     return AnoEAN(max_epochs=40, patience=None, random_state=0, device="cpu").fit(X, y)
-
-
-@pytest.fixture(scope="session")
-def data_home() -> Path | None:
-    """The real datasets folder (ANOEAN_DATA), or None when it is not there."""
-    env = os.environ.get("ANOEAN_DATA")
-    if env:
-        p = Path(env)
-        if not p.is_absolute():
-            p = (REPO / p).resolve() if (REPO / p).exists() else p.resolve()
-        return p if p.is_dir() else None
-    return None

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from _data_helpers import MNIST_FILES, require_files
 
 from anoean.experiments import plan_runs, reproduce
 from anoean.experiments.methods import method_spec
@@ -56,9 +57,8 @@ def test_method_specs():
 
 
 @pytest.mark.realdata
-def test_quick_run_resume_and_report(tmp_path, data_home):
-    if data_home is None or not (data_home / "nsl-kdd").is_dir():
-        pytest.skip("real datasets not found (set ANOEAN_DATA)")
+def test_quick_run_resume_and_report(tmp_path):
+    data_home = require_files("nsl-kdd/KDDTrain+.txt.gz")
     out = tmp_path / "results"
     kw = dict(
         experiments=["nsl-kdd"],
@@ -354,21 +354,21 @@ def test_cli_reproduce_passes_options_through(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_cli_quick_reproduction_end_to_end(tmp_path, data_home):
+def test_cli_quick_reproduction_end_to_end(tmp_path):
     """The `--quick` smoke test: the real CLI, in a subprocess, with 2 worker processes, on
     the four paper experiments. Every method runs on the tables; on MNIST the three cheap
     methods plus one convolutional GAN (EGBAD) keep it to a few minutes."""
     import subprocess
     import sys
 
-    need = ("nsl-kdd", "kddcup99", "mnist")
-    if data_home is None or not all((data_home / d).is_dir() for d in need):
-        pytest.skip("real datasets not found (set ANOEAN_DATA)")
+    root = require_files(
+        "nsl-kdd/KDDTrain+.txt.gz", "kddcup99/kddcup.data_10_percent.gz", *MNIST_FILES
+    ).resolve()
     out = tmp_path / "results"
 
     def cli(*args: str) -> str:
         cmd = [sys.executable, "-m", "anoean", "reproduce", "--quick", "--jobs", "2"]
-        cmd += ["--quiet", "--data-home", str(data_home), "--out", str(out), *args]
+        cmd += ["--quiet", "--data-home", str(root), "--out", str(out), *args]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
         assert res.returncode == 0, res.stdout + res.stderr
         return res.stdout
@@ -395,12 +395,8 @@ def test_cli_quick_reproduction_end_to_end(tmp_path, data_home):
         "mnist-1vall": set(img_methods),
         "mnist-nvm": set(img_methods),
     }
-    assert sorted(
-        r["case"] for r in recs if r["method"] == "anoean" and "nvm" in r["experiment"]
-    ) == [
-        "n1",
-        "n3",
-    ]
+    nvm_cases = [r["case"] for r in recs if r["method"] == "anoean" and "nvm" in r["experiment"]]
+    assert sorted(nvm_cases) == ["n1", "n3"]
     nsl = {r["method"]: r["metrics"]["aucpr"] for r in recs if r["experiment"] == "nsl-kdd"}
     assert nsl["anoean"] > 0.8 and nsl["svm"] > 0.8
 
