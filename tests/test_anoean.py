@@ -307,20 +307,30 @@ def test_in_sample_validation_criterion_is_optimistic_and_cross_fit_is_not():
         validation_aucpr(codes[37:], y[37:], cross_fit=True)
 
 
+_VARIANT_KW = dict(max_epochs=4, patience=None, random_state=0, device="cpu")
+
+
+def _fit_variant_and_default(synthetic, **variant):
+    """Fit AnoEAN with an opt-in setting and with the defaults, on the same split; both must
+    train identically (the settings only change what the Gaussian and the criterion see)."""
+    X, y, *_ = synthetic
+    tr, va = holdout_split(y, 0.2, np.random.default_rng(0))
+    for key in variant:  # the paper's rule stays the default
+        assert getattr(AnoEAN(), key) in {"in_sample", "validation"}
+    new = AnoEAN(**_VARIANT_KW, **variant).fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
+    ref = AnoEAN(**_VARIANT_KW).fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
+    np.testing.assert_array_equal(
+        [h["loss_e"] for h in new.history_], [h["loss_e"] for h in ref.history_]
+    )
+    return new, ref, X, y, tr, va
+
+
 def test_cross_fit_validation_score_drives_early_stopping_and_selection(synthetic):
     from anoean.baselines.search import select_hyperparameters
 
-    X, y, *_ = synthetic
-    rng = np.random.default_rng(0)
-    tr, va = holdout_split(y, 0.2, rng)
-    kw = dict(max_epochs=4, patience=None, random_state=0, device="cpu")
-    assert AnoEAN().validation_score == "in_sample"  # the paper's rule stays the default
-    cf = AnoEAN(**kw, validation_score="cross_fit").fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
-    ins = AnoEAN(**kw).fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
+    cf, ins, X, y, tr, va = _fit_variant_and_default(synthetic, validation_score="cross_fit")
+    kw = _VARIANT_KW
     # same training (the criterion only chooses), different per-epoch criterion
-    np.testing.assert_array_equal(
-        [h["loss_e"] for h in cf.history_], [h["loss_e"] for h in ins.history_]
-    )
     assert [h["val_aucpr"] for h in cf.history_] != [h["val_aucpr"] for h in ins.history_]
     # the kept epoch's criterion is what validation_aucpr reports for the fitted model
     best = cf.history_[cf.best_epoch_ - 1]["val_aucpr"]
@@ -346,17 +356,9 @@ def test_gaussian_fit_train_estimates_on_training_normals_and_holds_validation_o
     from anoean.gaussian import GaussianScorer
     from anoean.metrics import aucpr
 
-    X, y, *_ = synthetic
-    rng = np.random.default_rng(0)
-    tr, va = holdout_split(y, 0.2, rng)
-    kw = dict(max_epochs=4, patience=None, random_state=0, device="cpu")
-    assert AnoEAN().gaussian_fit == "validation"  # the paper's rule stays the default
-    m = AnoEAN(**kw, gaussian_fit="train").fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
-    ref = AnoEAN(**kw).fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
+    m, _, X, y, tr, va = _fit_variant_and_default(synthetic, gaussian_fit="train")
+    kw = _VARIANT_KW
     # same training, only the Gaussian's rows differ
-    np.testing.assert_array_equal(
-        [h["loss_e"] for h in m.history_], [h["loss_e"] for h in ref.history_]
-    )
     Xtr_n, Xva_n = X[tr][y[tr] == 0], X[va][y[va] == 0]
     expect = GaussianScorer.fit(m.transform(Xtr_n))
     np.testing.assert_allclose(m.gaussian_.mu, expect.mu, rtol=1e-5, atol=1e-6)
