@@ -80,7 +80,14 @@ def mahalanobis_torch(Z, mu, whiten):  # type: ignore[no-untyped-def]
 MIN_CROSS_FIT_NORMALS = 4
 
 
-def validation_aucpr(codes: np.ndarray, y: np.ndarray, *, cross_fit: bool, seed: int = 0) -> float:
+def validation_aucpr(
+    codes: np.ndarray,
+    y: np.ndarray,
+    *,
+    cross_fit: bool,
+    seed: int = 0,
+    fit_codes: np.ndarray | None = None,
+) -> float:
     """AUC-PR of the Mahalanobis score on validation codes, the criterion of early stopping
     and model selection.
 
@@ -91,12 +98,19 @@ def validation_aucpr(codes: np.ndarray, y: np.ndarray, *, cross_fit: bool, seed:
     splits the normals into two halves (a permutation drawn from ``seed``), fits the
     Gaussian on one half, scores the other half's normals and every anomaly, and averages
     the two halves' AUC-PR: each normal is scored by a Gaussian that never saw it.
+    ``fit_codes`` (other normals' codes, e.g. the training normals') fits the Gaussian
+    instead of the validation normals; every validation row is then held out, and
+    ``cross_fit`` must be False.
     """
     from .metrics import aucpr
 
     codes = np.asarray(codes, dtype=np.float64)
     y = np.asarray(y)
     normal = np.flatnonzero(y == 0)
+    if fit_codes is not None:
+        if cross_fit:
+            raise ValueError("fit_codes and cross_fit=True exclude each other")
+        return aucpr(y, GaussianScorer.fit(fit_codes).distance(codes))
     if not cross_fit:
         return aucpr(y, GaussianScorer.fit(codes[normal]).distance(codes))
     if normal.size < MIN_CROSS_FIT_NORMALS:

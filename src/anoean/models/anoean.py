@@ -366,11 +366,13 @@ class AnoEAN(TransformerMixin, NeuralDetector):
             if not has_val_anomalies:
                 return None
             codes = encoder(Xv).double().cpu().numpy()
+            fit_codes = None
             if fit_on_train:
-                train_codes = torch.cat([encoder(c) for c in Xn.split(INFERENCE_BATCH)])
-                gauss = GaussianScorer.fit(train_codes.double().cpu().numpy())
-                return aucpr(y_val, gauss.distance(codes))
-            return validation_aucpr(codes, y_val, cross_fit=cross_fit, seed=self.seed_)
+                fit_codes = torch.cat([encoder(c) for c in Xn.split(INFERENCE_BATCH)])
+                fit_codes = fit_codes.double().cpu().numpy()
+            return validation_aucpr(
+                codes, y_val, cross_fit=cross_fit, seed=self.seed_, fit_codes=fit_codes
+            )
 
         batches = EpochBatches(int(Xn.shape[0]), int(Xa.shape[0]), self.batch_size, train_gen, dev)
         result = train_loop(
