@@ -125,11 +125,11 @@ def summary(plan, done, ref, label="cross-fit") -> None:  # type: ignore[no-unty
         if new is None or old is None:
             continue
         row = rows[run.case]
-        row["cross_fit"].append(new["metrics"]["aucpr"])
-        row["in_sample"].append(old["metrics"]["aucpr"])
-        row["d_cross_fit"].append(new["config"]["selected"]["latent_dim"])
-        row["d_in_sample"].append(old["config"]["selected"]["latent_dim"])
-        for key, rec in (("unseen_cf", new), ("unseen_is", old)):
+        row["variant"].append(new["metrics"]["aucpr"])
+        row["default"].append(old["metrics"]["aucpr"])
+        row["d_variant"].append(new["config"]["selected"]["latent_dim"])
+        row["d_default"].append(old["config"]["selected"]["latent_dim"])
+        for key, rec in (("unseen_variant", new), ("unseen_default", old)):
             unseen = rec.get("metrics_by_group", {}).get("unseen")
             if unseen:
                 row[key].append(unseen["auroc"])
@@ -146,13 +146,13 @@ def summary(plan, done, ref, label="cross-fit") -> None:  # type: ignore[no-unty
     diffs = []
     for case in sorted(rows):
         r = rows[case]
-        a, b = np.array(r["in_sample"]), np.array(r["cross_fit"])
+        a, b = np.array(r["default"]), np.array(r["variant"])
         diffs.extend(b - a)
 
         print(
             f"| {case} | {len(a)} | {_pm(a)} | {_pm(b)} | {100 * np.mean(b - a):+.1f} | "
-            f"{r['d_in_sample']} | {r['d_cross_fit']} | {_pm(r['unseen_is'])} | "
-            f"{_pm(r['unseen_cf'])} | {_pm(r['svm'])} |"
+            f"{r['d_default']} | {r['d_variant']} | {_pm(r['unseen_default'])} | "
+            f"{_pm(r['unseen_variant'])} | {_pm(r['svm'])} |"
         )
     if diffs:
         d = 100 * np.array(diffs)
