@@ -140,6 +140,11 @@ def test_load_rejects_tampered_or_damaged_files(tmp_path, fitted):
     cfg = json.loads((path / "config.json").read_text())
     cfg["params"]["latent_dim"] = 3
     (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="content_sha256"):  # the file's own digest
+        AnoEAN.load(path)
+    from anoean.modelfile import seal
+
+    (path / "config.json").write_text(json.dumps(seal(cfg)))  # resealed: the shapes are checked
     with pytest.raises(ModelFileError, match="inconsistent"):
         AnoEAN.load(path)
 

@@ -26,8 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from abc import abstractmethod
 from numbers import Integral, Real
 from pathlib import Path
@@ -40,6 +38,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._utils import versions
+from .datachecks import warn_constant_columns, warn_squashed_columns
 
 # The model-file format lives in a light module (numpy + safetensors only) so that the
 # numpy scorer can read models without importing scikit-learn or torch; re-exported here.
@@ -50,10 +49,41 @@ from .modelfile import (  # noqa: F401
     WEIGHTS_FILE,
     ModelFileError,
     read_model_dir,
+    seal,
+    write_model_dir,
 )
 
 #: Every concrete detector class, by name, so that :func:`load` can rebuild any of them.
 DETECTORS: dict[str, type[BaseDetector]] = {}
+
+#: largest finite float32: every detector computes in float32, so a larger input is refused
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class UnscorableRowsError(ValueError):
+    """Rows whose score would not be finite (an input too large for the model's float32
+    arithmetic). ``rows`` holds their indices; the message names the first row and column."""
+
+    def __init__(self, message: str, rows: np.ndarray) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+def _check_float32_range(X: np.ndarray, name: str, chunk: int = 1 << 16) -> None:
+    """Raise a ValueError naming the first finite value beyond the float32 range."""
+    if X.dtype != np.float64:
+        return
+    flat = X.reshape(X.shape[0], -1)
+    for start in range(0, flat.shape[0], chunk):
+        part = np.abs(flat[start : start + chunk])
+        big = (part > FLOAT32_MAX) & np.isfinite(part)
+        if big.any():
+            i, j = (int(v) for v in np.argwhere(big)[0])
+            raise ValueError(
+                f"{name} has the value {flat[start + i, j]:.6g} at row {start + i}, column {j}, "
+                f"beyond the float32 range (+-{FLOAT32_MAX:.4g}) the models compute in; "
+                f"{int(big.sum())} such value(s) in rows {start}-{start + part.shape[0] - 1}"
+            )
 
 
 def _locate_nonfinite(X: np.ndarray, name: str) -> str:
@@ -160,14 +190,16 @@ class BaseDetector(OutlierMixin, BaseEstimator):
                 # images: n_features_in_ is not meaningful for (n, H, W) vs (n, 1, H, W);
                 # the full row shape is checked below instead
                 X = check_array(
-                    X, dtype=[np.float32, np.float64], ensure_all_finite=False, allow_nd=True
+                    X, dtype=[np.float64, np.float32], ensure_all_finite=False, allow_nd=True
                 )
             else:
+                # float64 first: other dtypes (integers, float16, objects) are converted to
+                # float64, so that a value beyond float32 is named below, not seen as inf
                 X = validate_data(
                     self,
                     X,
                     reset=reset,
-                    dtype=[np.float32, np.float64],
+                    dtype=[np.float64, np.float32],
                     ensure_all_finite=False,
                 )
         except ValueError as exc:
@@ -179,6 +211,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             if "parse" in str(exc):  # sparse input: scikit-learn's own message says what to do
                 raise
             raise ValueError(_locate_non_numeric(X, "X")) from exc
+        _check_float32_range(np.asarray(X), "X")
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 3:
             X = X[:, None, :, :]
@@ -204,8 +237,13 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         if X.shape[0] < 2:
             raise ValueError(f"n_samples={X.shape[0]}: at least 2 samples are needed to fit")
         y = validate_labels(y, X.shape[0], "y")
-        if (X_val is None) != (y_val is None) and X_val is None:
+        if y_val is not None and X_val is None:
             raise ValueError("y_val was given without X_val")
+        if X_val is not None and y_val is None:
+            raise ValueError(
+                "X_val was given without y_val: pass y_val (0 = normal, 1 = anomaly) for every "
+                "validation row, e.g. y_val=np.zeros(len(X_val)) if they are all normal"
+            )
         if X_val is not None:
             X_val = self._validate_X(X_val, reset=False)
             y_val = validate_labels(y_val, X_val.shape[0], "y_val")
@@ -219,7 +257,23 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None, *, X_val: Any = None, y_val: Any = None) -> BaseDetector:
         """Fit on X (y: 1 = known anomaly, 0 = normal; None = all normal). Returns self."""
         X, y, X_val, y_val = self._validate_fit_inputs(X, y, X_val, y_val)
+        names = getattr(self, "feature_names_in_", None)
+        warn_constant_columns(X, names, stacklevel=3)
+        scaling = getattr(self, "scaling", "none")
+        if X.ndim == 2 and scaling != "none":
+            kind = "standard" if scaling == "auto" else str(scaling)
+            warn_squashed_columns(X, names, kind=kind, stacklevel=3)
         val_normal_scores, train_scores = self._fit(X, y, X_val, y_val)
+        train_scores = np.asarray(train_scores, dtype=np.float64)
+        if train_scores.size == X.shape[0]:
+            self._check_scores(X, train_scores, "X (training data)")
+        if not np.isfinite(val_normal_scores).all():
+            raise UnscorableRowsError(
+                f"{type(self).__name__} gives non-finite scores to "
+                f"{int((~np.isfinite(val_normal_scores)).sum())} validation normal row(s): "
+                "the data holds values too large for the model's float32 arithmetic",
+                np.flatnonzero(~np.isfinite(val_normal_scores)),
+            )
         self._set_threshold(val_normal_scores, train_scores)
         return self
 
@@ -253,10 +307,65 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ scoring
     def anomaly_score(self, X: Any) -> np.ndarray:
-        """The anomaly score a(x): higher means more anomalous."""
+        """The anomaly score a(x): higher means more anomalous; always finite.
+
+        Raises
+        ------
+        ValueError
+            X holds NaN, inf, or a value beyond the float32 range, naming the row and
+            column; :class:`UnscorableRowsError` when a row's score would not be finite (an
+            input so large that the model's float32 arithmetic overflows on it).
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        scores = np.asarray(self._anomaly_score(X), dtype=np.float64)
+        self._check_scores(X, scores)
+        return scores
+
+    def _unchecked_anomaly_score(self, X: Any) -> np.ndarray:
+        """:meth:`anomaly_score` without its finiteness check, for callers that handle
+        non-finite scores row by row (``anoean score --on-error flag``)."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         return np.asarray(self._anomaly_score(X), dtype=np.float64)
+
+    def _input_scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (shift, scale) the model applies to its input, if it has one."""
+        shift, scale = getattr(self, "shift_", None), getattr(self, "scale_", None)
+        if shift is None or scale is None:
+            return None
+        return np.asarray(shift), np.asarray(scale)
+
+    def explain_unscorable(self, x: np.ndarray) -> str:
+        """Why the (validated) row ``x`` gets no finite score: the column with the largest
+        value after the model's input scaling, which is what overflows its arithmetic."""
+        flat = np.asarray(x, dtype=np.float64).reshape(-1)
+        scaling = self._input_scaling()
+        z = flat
+        if scaling is not None:
+            shift, scale = (np.asarray(a, dtype=np.float64).reshape(-1) for a in scaling)
+            if shift.shape == flat.shape and scale.shape == flat.shape:
+                with np.errstate(all="ignore"):
+                    z = (flat - shift) / scale
+        mag = np.where(np.isfinite(z), np.abs(z), np.inf)
+        j = int(np.argmax(mag))
+        names = getattr(self, "feature_names_in_", None)
+        col = f"column {j}" if names is None or len(names) != flat.size else f"column {names[j]!r}"
+        scaled = "" if z is flat else f" ({z[j]:.4g} after the model's input scaling)"
+        return (
+            f"{col} holds {flat[j]:.6g}{scaled}, too large for the model's float32 "
+            "arithmetic: its score is not finite"
+        )
+
+    def _check_scores(self, X: np.ndarray, scores: np.ndarray, name: str = "X") -> None:
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise UnscorableRowsError(
+                f"{name}: row {rows[0]} cannot be scored: {self.explain_unscorable(X[rows[0]])}"
+                f" ({rows.size} such row(s) in all)",
+                rows,
+            )
 
     @abstractmethod
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray: ...
@@ -291,16 +400,15 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def _set_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Restore fitted state; raise ValueError on any inconsistency."""
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the fitted model to directory ``path`` (JSON + safetensors, no pickle).
+    def model_files(self) -> dict[str, bytes]:
+        """The files of this fitted model's directory, name -> content, weights first.
 
-        The directory is written next to its destination and renamed into place, so a crash
-        never leaves a half-written model.
+        ``config.json`` records the SHA-256 of the weights and of its own content
+        (:func:`anoean.modelfile.seal`), so :meth:`load` detects any damaged or edited file.
         """
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save as save_bytes
 
         check_is_fitted(self)
-        path = Path(path)
         state, arrays = self._get_state()
         state = dict(state)
         state["threshold_"] = self.threshold_
@@ -309,29 +417,29 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         state["n_features_in_"] = int(self.n_features_in_)
         if hasattr(self, "feature_names_in_"):
             state["feature_names_in_"] = [str(c) for c in self.feature_names_in_]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-            save_file(arrays, str(tmp / WEIGHTS_FILE))
-            digest = hashlib.sha256((tmp / WEIGHTS_FILE).read_bytes()).hexdigest()
-            config = {
-                "format": FORMAT_NAME,
-                "format_version": FORMAT_VERSION,
-                "class": type(self).__name__,
-                "params": _jsonable_params(self.get_params(deep=False)),
-                "state": state,
-                "weights_sha256": digest,
-                "versions": versions(),
-            }
-            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        weights = save_bytes({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+        config = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "class": type(self).__name__,
+            "params": _jsonable_params(self.get_params(deep=False)),
+            "state": state,
+            "weights_sha256": hashlib.sha256(weights).hexdigest(),
+            "versions": versions(),
+        }
+        text = json.dumps(seal(config), indent=2, sort_keys=True)
+        return {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode("utf-8")}
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the fitted model to directory ``path`` (JSON + safetensors, no pickle).
+
+        ``path`` must not exist, or be an empty directory, or (with ``overwrite=True``) hold
+        an anoean model; anything else raises ``FileExistsError`` before anything is
+        written. The files are written into a temporary sibling directory and renamed into
+        place (:func:`anoean.modelfile.write_model_dir`), so a crash never leaves a
+        half-written model, and saving never deletes a file it did not write.
+        """
+        return write_model_dir(path, self.model_files(), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | None = None) -> BaseDetector:
@@ -360,8 +468,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             est._set_state(state, arrays)
         except ModelFileError:
             raise
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ModelFileError(f"{path}: model file is inconsistent: {exc}") from exc
+        except Exception as exc:  # any inconsistency in the files: never a crash
+            raise ModelFileError(
+                f"{Path(path) / CONFIG_FILE}: model file is inconsistent: {exc}"
+            ) from exc
         return est
 
 

@@ -12,6 +12,14 @@ This is a ridge on the weakest directions only: well-conditioned covariances are
 untouched, and the score stays finite and monotone in every direction. The whitening matrix
 ``W = V diag(1/sqrt(lambda))`` is stored, so scoring is ``||(z - mu) W||``: one matrix
 product, identical in torch, ONNX and numpy.
+
+Finite scores
+-------------
+The distance is computed in float64 in every engine. A code is float32 (at most 3.4e38 in
+magnitude) and the floor bounds each entry of ``W`` by about 1e9, so ``||(z - mu) W||``
+stays far below float64's 1.8e308: finite codes always give a finite score. A code that is
+itself not finite (an encoder overflowed on an extreme input) is not scored: the detectors
+raise a ``ValueError`` naming the row and column (:meth:`anoean.base.BaseDetector.anomaly_score`).
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ class GaussianScorer:
     def torch_params(self, device, dtype=None):  # type: ignore[no-untyped-def]
         import torch
 
-        dtype = dtype or torch.float32
+        dtype = dtype or torch.float64
         return (
             torch.as_tensor(self.mu, dtype=dtype, device=device),
             torch.as_tensor(self.whiten, dtype=dtype, device=device),
@@ -71,8 +79,15 @@ class GaussianScorer:
 
 
 def mahalanobis_torch(Z, mu, whiten):  # type: ignore[no-untyped-def]
-    """Torch version of :meth:`GaussianScorer.distance` for codes already on the device."""
-    W = (Z - mu) @ whiten
+    """Torch version of :meth:`GaussianScorer.distance` for codes already on the device.
+
+    Computed in float64 whatever the codes' dtype (``mu`` and ``whiten`` are cast when they
+    are not float64 already), so that finite codes always give a finite distance: a float32
+    code can be as large as 3.4e38, whose square overflows float32 but not float64.
+    """
+    import torch
+
+    W = (Z.to(torch.float64) - mu.to(torch.float64)) @ whiten.to(torch.float64)
     return W.pow(2).sum(dim=1).sqrt()
 
 

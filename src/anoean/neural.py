@@ -145,15 +145,28 @@ class NeuralDetector(BaseDetector):
         X: np.ndarray,
         out_shape: tuple[int, ...] = (),
         batch: int = INFERENCE_BATCH,
+        dtype: Any = np.float32,
     ) -> np.ndarray:
-        """Apply ``fn`` to X in batches on ``self.device_``; results land in one numpy array."""
-        out = np.empty((X.shape[0], *out_shape), dtype=np.float32)
+        """Apply ``fn`` to X in batches on ``self.device_``; results land in one numpy array
+        of ``dtype`` (float64 for scores, so that no finite distance overflows)."""
+        out = np.empty((X.shape[0], *out_shape), dtype=dtype)
         dev = self.device_
         with torch.inference_mode():
             for s in range(0, X.shape[0], batch):
                 xb = torch.from_numpy(np.ascontiguousarray(X[s : s + batch])).to(dev)
-                out[s : s + batch] = fn(xb).float().cpu().numpy()
+                out[s : s + batch] = fn(xb).cpu().numpy()
         return out
+
+    def _input_scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (shift, scale) of the input scaling layer, to explain an unscorable row."""
+        for name in ("encoder_", "nets_"):
+            module = getattr(self, name, None)
+            scaler = getattr(module, "scaler", None)
+            if scaler is None and isinstance(module, nn.ModuleDict) and "scaler" in module:
+                scaler = module["scaler"]
+            if isinstance(scaler, Standardize):
+                return scaler.shift.cpu().numpy(), scaler.scale.cpu().numpy()
+        return None
 
     def _module_arrays(self, prefix: str, module: nn.Module) -> dict[str, np.ndarray]:
         return {f"{prefix}.{k}": v.detach().cpu().numpy() for k, v in module.state_dict().items()}

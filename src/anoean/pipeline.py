@@ -21,8 +21,6 @@ import importlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +31,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .modelfile import CONFIG_FILE, ModelFileError, read_versioned_json
+from .modelfile import (
+    CONFIG_FILE,
+    DIGEST_KEY,
+    PIPELINE_FILE,
+    PREPROCESSING_FILE,
+    WEIGHTS_FILE,
+    MAX_JSON_BYTES,
+    ModelFileError,
+    check_model_destination,
+    read_regular,
+    read_versioned_json,
+    seal,
+    write_model_dir,
+)
 from .tabular import (
     DEFAULT_BATCH_ROWS,
     DataError,
@@ -44,8 +55,6 @@ from .tabular import (
 
 logger = logging.getLogger("anoean")
 
-PIPELINE_FILE = "pipeline.json"
-PREPROCESSING_FILE = "preprocessing.json"
 PIPELINE_FORMAT = "anoean-pipeline"
 PIPELINE_VERSION = 1
 
@@ -334,7 +343,9 @@ def fit_pipeline(
     }
     from .export.engine import Scorer
 
-    scorer = Scorer("torch", float(det.threshold_), int(X.shape[1]), det.anomaly_score, det)
+    scorer = Scorer(
+        "torch", float(det.threshold_), int(X.shape[1]), det._unchecked_anomaly_score, det
+    )
     return FitReport(
         Pipeline(pre, scorer, meta, None, det),
         int(y.size),
@@ -346,41 +357,33 @@ def fit_pipeline(
 
 
 # --------------------------------------------------------------------------- persistence
-def save_pipeline(pipe: Pipeline, path: str | os.PathLike[str]) -> Path:
+def save_pipeline(
+    pipe: Pipeline, path: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
     """Write the model directory (atomically: built beside ``path``, then renamed).
 
-    An existing directory at ``path`` is replaced only if it is an anoean model directory.
+    ``path`` must not exist, or be an empty directory, or (with ``overwrite=True``) hold an
+    anoean model; anything else raises ``FileExistsError`` and nothing is touched
+    (:func:`anoean.modelfile.write_model_dir`). Only the model's own files are replaced.
     """
     path = Path(path)
-    if path.exists() and (
-        not path.is_dir()
-        or (
-            any(path.iterdir())
-            and not (path / PIPELINE_FILE).is_file()
-            and not (path / CONFIG_FILE).is_file()
-        )
-    ):
-        raise FileExistsError(
-            f"{path} exists and is not an anoean model directory; not replacing it"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        model = staging / "model"
-        pipe.detector.save(model)
-        pre_text = pipe.preprocessor.to_json()
-        (model / PREPROCESSING_FILE).write_text(pre_text, encoding="utf-8")
-        meta = dict(pipe.meta)
-        meta["preprocessing_sha256"] = hashlib.sha256(pre_text.encode("utf-8")).hexdigest()
-        # config.json holds the threshold and the parameters; the weights' digest in it
-        # does not cover them, so pin the file itself here
-        meta["config_sha256"] = hashlib.sha256((model / CONFIG_FILE).read_bytes()).hexdigest()
-        (model / PIPELINE_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(model, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    check_model_destination(path, overwrite=overwrite)
+    files = pipe.detector.model_files()
+    pre_text = pipe.preprocessor.to_json().encode("utf-8")
+    meta = dict(pipe.meta)
+    meta.pop(DIGEST_KEY, None)
+    meta["preprocessing_sha256"] = hashlib.sha256(pre_text).hexdigest()
+    # config.json holds the threshold and the parameters; pin the file itself here too
+    meta["config_sha256"] = hashlib.sha256(files[CONFIG_FILE]).hexdigest()
+    meta = seal(meta)
+    # in MODEL_FILES order: what a JSON file pins is in place before the JSON file
+    files = {
+        WEIGHTS_FILE: files[WEIGHTS_FILE],
+        PREPROCESSING_FILE: pre_text,
+        CONFIG_FILE: files[CONFIG_FILE],
+        PIPELINE_FILE: json.dumps(meta, indent=2).encode("utf-8"),
+    }
+    write_model_dir(path, files, overwrite=overwrite)
     pipe.path = path
     pipe.meta = meta
     return path
@@ -411,12 +414,12 @@ def load_pipeline(
     meta = read_versioned_json(meta_file, PIPELINE_FORMAT, PIPELINE_VERSION, "pipeline file")
     cfg_file = path / CONFIG_FILE
     if cfg_file.is_file() and "config_sha256" in meta:
-        if hashlib.sha256(cfg_file.read_bytes()).hexdigest() != meta["config_sha256"]:
+        if hashlib.sha256(read_regular(cfg_file)).hexdigest() != meta["config_sha256"]:
             raise ModelFileError(
                 f"{cfg_file} does not match the SHA-256 recorded in {PIPELINE_FILE}: the "
                 "detector's configuration (threshold, parameters) was damaged or modified"
             )
-    pre_bytes = pre_file.read_bytes()
+    pre_bytes = read_regular(pre_file, MAX_JSON_BYTES)
     if hashlib.sha256(pre_bytes).hexdigest() != meta.get("preprocessing_sha256"):
         raise ModelFileError(
             f"{pre_file} does not match the SHA-256 recorded in {PIPELINE_FILE}: the "
@@ -424,7 +427,7 @@ def load_pipeline(
         )
     try:
         pre = TabularPreprocessor.from_json(pre_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except Exception as exc:  # any malformed content is a damaged file, never a crash
         raise ModelFileError(f"{pre_file}: {exc}") from exc
     scorer = load_scorer(path, engine, device=device)
     if scorer.n_features != len(pre.feature_names_out_):

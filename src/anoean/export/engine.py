@@ -41,9 +41,20 @@ class Scorer:
     n_features: int
     fn: Callable[[np.ndarray], np.ndarray]
     detector: Any = None
+    #: has ``explain_unscorable(row)``: the detector, or the numpy scorer
+    explainer: Any = None
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
+        """Scores of preprocessed rows; non-finite where a row cannot be scored (the caller
+        decides: :func:`anoean.pipeline.score_batch` stops or flags such rows)."""
         return self.fn(X)
+
+    def explain(self, x: np.ndarray) -> str:
+        """Why preprocessed row ``x`` got no finite score."""
+        source = self.explainer if self.explainer is not None else self.detector
+        if source is None:
+            return "its score is not finite"
+        return str(source.explain_unscorable(x))
 
 
 def _onnx_available() -> bool:
@@ -103,8 +114,13 @@ def load_scorer(
         from ..base import BaseDetector
 
         det = BaseDetector.load(path, device=device)
+        # unchecked: score_batch handles rows with a non-finite score itself (fail or flag)
         return Scorer(
-            "torch", float(det.threshold_), int(det.n_features_in_), det.anomaly_score, det
+            "torch",
+            float(det.threshold_),
+            int(det.n_features_in_),
+            det._unchecked_anomaly_score,
+            det,
         )
     if not is_anoean:
         raise ModelFileError(
@@ -118,7 +134,7 @@ def load_scorer(
         )
     sc = NumpyScorer.from_arrays(config, arrays, source=str(path))
     if engine == "numpy":
-        return Scorer("numpy", threshold, sc.n_features_in_, sc.score)
+        return Scorer("numpy", threshold, sc.n_features_in_, sc._unchecked_score, explainer=sc)
     if not _onnx_available():
         raise ImportError(
             "the 'onnx' engine needs onnx and onnxruntime: pip install 'anoean[onnx]'"
@@ -126,5 +142,9 @@ def load_scorer(
     from .onnx_export import mlp_graph
 
     return Scorer(
-        "onnx", threshold, sc.n_features_in_, _ort_fn(mlp_graph(sc).SerializeToString(), threads)
+        "onnx",
+        threshold,
+        sc.n_features_in_,
+        _ort_fn(mlp_graph(sc).SerializeToString(), threads),
+        explainer=sc,
     )

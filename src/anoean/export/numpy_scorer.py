@@ -7,8 +7,12 @@ read with ``safetensors.numpy`` after the same checks as :func:`anoean.load` (fo
 SHA-256 of the weights, every shape), so a damaged or tampered model is refused with a
 :class:`~anoean.modelfile.ModelFileError`.
 
-Everything runs in float32, like the torch model, so the scores agree with
-:meth:`anoean.AnoEAN.anomaly_score` to float32 round-off (see ``tests/test_export.py``).
+The encoder runs in float32, like the torch model, and the distance in float64, also like
+it (so that finite codes always give a finite score; see :mod:`anoean.gaussian`): the
+scores agree with :meth:`anoean.AnoEAN.anomaly_score` to float32 round-off (see
+``tests/test_export.py``). A row whose code is not finite (an input so large that the
+encoder overflows) is refused with a ``ValueError`` naming the row and the column: a NaN
+score would pass as normal.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ class NumpyScorer:
     >>> sc = NumpyScorer(shift=np.zeros(2), scale=np.ones(2),
     ...                  layers=[(np.eye(2), np.zeros(2))], mu=np.zeros(2), whiten=np.eye(2))
     >>> sc.score(np.array([[3.0, 4.0]]))
-    array([5.], dtype=float32)
+    array([5.])
     """
 
     def __init__(
@@ -69,8 +73,8 @@ class NumpyScorer:
         # stored transposed, (in, out), so a batch is one row-major product per layer
         self._wt = [np.ascontiguousarray(np.asarray(w, dtype=f32).T) for w, _ in layers]
         self._b = [np.ascontiguousarray(b, dtype=f32).reshape(-1) for _, b in layers]
-        self.mu = np.ascontiguousarray(mu, dtype=f32).reshape(-1)
-        self.whiten = np.ascontiguousarray(whiten, dtype=f32)
+        self.mu = np.ascontiguousarray(mu, dtype=np.float64).reshape(-1)
+        self.whiten = np.ascontiguousarray(whiten, dtype=np.float64)
         self.threshold = None if threshold is None else float(threshold)
         self.feature_names = feature_names
         p = self.shift.shape[0]
@@ -141,7 +145,7 @@ class NumpyScorer:
                 threshold=state.get("threshold_"),
                 feature_names=None if names is None else [str(n) for n in names],
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise ModelFileError(f"{source}: model weights are inconsistent: {exc}") from exc
 
     # ------------------------------------------------------------------ scoring
@@ -171,12 +175,43 @@ class NumpyScorer:
                 np.maximum(h, NEGATIVE_SLOPE * h, out=h)
         return h
 
-    def score(self, X: Any) -> np.ndarray:
-        """a(x) for each row of X (n, p), or for one row given as a 1-D array; float32."""
-        w = self.encode(X)
+    def _unchecked_score(self, X: Any) -> np.ndarray:
+        """:meth:`score` without its finiteness check (non-finite where a code overflowed)."""
+        w = self.encode(X).astype(np.float64)
         w -= self.mu
         w = w @ self.whiten
         return np.sqrt(np.einsum("ij,ij->i", w, w))
+
+    def explain_unscorable(self, x: np.ndarray) -> str:
+        """Why row ``x`` gets no finite score: its largest input after the input scaling."""
+        flat = np.asarray(x, dtype=np.float64).reshape(-1)
+        with np.errstate(all="ignore"):
+            z = (flat - self.shift) / self.scale
+        j = int(np.argmax(np.where(np.isfinite(z), np.abs(z), np.inf)))
+        name = repr(self.feature_names[j]) if self.feature_names else str(j)
+        return (
+            f"column {name} holds {flat[j]:.6g} ({z[j]:.4g} after the model's input scaling), "
+            "too large for the model's float32 arithmetic: its score is not finite"
+        )
+
+    def score(self, X: Any) -> np.ndarray:
+        """a(x) for each row of X (n, p), or for one row given as a 1-D array; float64.
+
+        Raises
+        ------
+        ValueError
+            A non-finite input, or a row whose code is not finite (named by row and column).
+        """
+        X = self._check(X)
+        s = self._unchecked_score(X)
+        bad = ~np.isfinite(s)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"X: row {i} cannot be scored: {self.explain_unscorable(X[i])} "
+                f"({int(bad.sum())} such row(s) in all)"
+            )
+        return s
 
     __call__ = score
 
@@ -198,9 +233,11 @@ class NumpyScorer:
             h += self._b[i]
             if i < last:
                 h = np.maximum(h, NEGATIVE_SLOPE * h)
-        h -= self.mu
-        w = h @ self.whiten
-        return float(np.sqrt(w @ w))
+        w = (h.astype(np.float64) - self.mu) @ self.whiten
+        s = float(np.sqrt(w @ w))
+        if not math.isfinite(s):
+            raise ValueError(f"x cannot be scored: {self.explain_unscorable(x)}")
+        return s
 
     def predict(self, X: Any) -> np.ndarray:
         """True where the score exceeds the model's threshold (an alarm)."""

@@ -1,7 +1,9 @@
 """ONNX export: the encoder and the Mahalanobis distance in one graph.
 
 The graph takes preprocessed feature vectors ``x`` (float32, shape ``[n, p]``, any n) and
-returns ``anomaly_score`` (float32, shape ``[n]``), the paper's a(x) = ||(E(x) - mu) W||_2.
+returns ``anomaly_score`` (float64, shape ``[n]``), the paper's a(x) = ||(E(x) - mu) W||_2;
+the encoder runs in float32 and the distance in float64, so that finite codes always give a
+finite score (:mod:`anoean.gaussian`).
 The model's threshold, feature names and anoean version are stored in the model's
 ``metadata_props``.
 
@@ -68,8 +70,10 @@ def mlp_graph(scorer: NumpyScorer, *, metadata: dict[str, str] | None = None) ->
             nodes.append(helper.make_node("LeakyRelu", [out], [f"act{i}"], alpha=NEGATIVE_SLOPE))
             out = f"act{i}"
         h = out
+    # the distance in float64, as in torch and numpy: finite codes give a finite score
     nodes += [
-        helper.make_node("Sub", [h, const("mu", scorer.mu)], ["zc"]),
+        helper.make_node("Cast", [h], ["code64"], to=TensorProto.DOUBLE),
+        helper.make_node("Sub", ["code64", const("mu", scorer.mu)], ["zc"]),
         helper.make_node("MatMul", ["zc", const("whiten", scorer.whiten)], ["w"]),
         helper.make_node("Mul", ["w", "w"], ["w2"]),
         helper.make_node(
@@ -85,7 +89,7 @@ def mlp_graph(scorer: NumpyScorer, *, metadata: dict[str, str] | None = None) ->
                 INPUT_NAME, TensorProto.FLOAT, ["n", scorer.n_features_in_]
             )
         ],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.DOUBLE, ["n"])],
         initializer=inits,
     )
     model = helper.make_model(
@@ -119,7 +123,8 @@ def _conv_graph_bytes(path: str | os.PathLike[str], metadata: dict[str, str]) ->
             self.register_buffer("whiten", det._whiten_t.cpu())
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            w = (self.encoder(x) - self.mu) @ self.whiten
+            # float64 distance, as in every engine (anoean.gaussian, "Finite scores")
+            w = (self.encoder(x).double() - self.mu.double()) @ self.whiten.double()
             return w.pow(2).sum(dim=1).sqrt()
 
     buf = io.BytesIO()

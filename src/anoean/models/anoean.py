@@ -370,6 +370,10 @@ class AnoEAN(TransformerMixin, NeuralDetector):
             if fit_on_train:
                 fit_codes = torch.cat([encoder(c) for c in Xn.split(INFERENCE_BATCH)])
                 fit_codes = fit_codes.double().cpu().numpy()
+            if not (
+                np.isfinite(codes).all() and (fit_codes is None or np.isfinite(fit_codes).all())
+            ):
+                return float("nan")  # diverged weights: train_loop stops and restores
             return validation_aucpr(
                 codes, y_val, cross_fit=cross_fit, seed=self.seed_, fit_codes=fit_codes
             )
@@ -432,7 +436,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         return mahalanobis_torch(self.encoder_(x), self._mu_t, self._whiten_t)
 
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
-        return self._batched(self._score_tensor, X)
+        return self._batched(self._score_tensor, X, dtype=np.float64)
 
     def transform(self, X: Any) -> np.ndarray:
         """The latent codes E(x), shape (n, latent_dim)."""
