@@ -22,6 +22,17 @@ of anomalies drawn by cycling through a reshuffled permutation of the labelled a
 The anomaly batch size is proportional to their share (so each anomaly is seen about once
 per epoch, as in pooled sampling) but never below ``min_anomaly_batch`` (or all of them when
 there are fewer), so every step's anomaly term is a mean over a meaningful sample.
+
+Divergence
+----------
+A NaN or infinite loss, a non-finite validation score, or (when an epoch's weights are kept)
+non-finite weights stop training: the weights of that epoch are discarded, the best epoch so
+far is restored (the best-scored one, or without validation scores the last finite one), and
+a :class:`TrainingDivergedWarning` names the epoch and the cause. The diverged epoch is left
+out of the history (which therefore never holds NaN and stays valid JSON) and recorded in
+:attr:`TrainResult.diverged_epoch`. When no epoch finished cleanly there is nothing to
+restore and :class:`TrainingDivergedError` is raised. Losses are checked on their per-epoch
+sums, once per epoch (one device sync): a NaN in any step propagates to the sum.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import copy
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +50,16 @@ import torch
 from torch import nn
 
 logger = logging.getLogger("anoean")
+
+
+class TrainingDivergedError(ValueError):
+    """Training diverged (a non-finite loss, validation score or weights) before any epoch
+    finished cleanly, so there are no weights to fall back on. A ``ValueError`` so that the
+    command line reports it as a one-line error."""
+
+
+class TrainingDivergedWarning(RuntimeWarning):
+    """Training diverged; the loop stopped and restored the best epoch so far."""
 
 
 class EpochBatches:
@@ -92,6 +114,50 @@ class TrainResult:
     best_epoch: int = 0
     best_score: float | None = None
     stopped_early: bool = False
+    #: the epoch at which training diverged (left out of ``history``), or None
+    diverged_epoch: int | None = None
+    #: what was not finite at ``diverged_epoch``, e.g. "loss_e is nan"
+    diverged_reason: str | None = None
+
+
+State = dict[str, dict[str, torch.Tensor]]
+
+
+def _first_value(t: torch.Tensor) -> float:
+    """The first non-finite entry of ``t`` (as a float: nan, inf or -inf)."""
+    flat = t.detach().reshape(-1)
+    return float(flat[~torch.isfinite(flat)][0])
+
+
+def _non_finite_loss(sums: dict[str, torch.Tensor]) -> str | None:
+    """What is wrong with the epoch's loss sums, or None when all are finite (one sync)."""
+    if not sums:
+        return None
+    tensors = {k: torch.as_tensor(v) for k, v in sums.items()}
+    if bool(torch.stack([torch.isfinite(v).all() for v in tensors.values()]).all()):
+        return None
+    for k, v in tensors.items():  # the rare path: name the first bad loss
+        if not bool(torch.isfinite(v).all()):
+            return f"{k} is {_first_value(v)}"
+    return None  # pragma: no cover - unreachable
+
+
+def _non_finite_weights(state: State) -> str | None:
+    """What is wrong with a snapshot of the weights (and buffers), or None (one sync)."""
+    named = [
+        (f"{k}.{name}", t)
+        for k, sd in state.items()
+        for name, t in sd.items()
+        if t.is_floating_point() or t.is_complex()
+    ]
+    if not named:
+        return None
+    if bool(torch.stack([torch.isfinite(t).all().to(named[0][1].device) for _, t in named]).all()):
+        return None
+    for name, t in named:
+        if not bool(torch.isfinite(t).all()):
+            return f"weight {name} holds {_first_value(t)}"
+    return None  # pragma: no cover - unreachable
 
 
 def train_loop(
@@ -109,12 +175,20 @@ def train_loop(
 
     ``keep`` names the modules whose weights define "the model" (for AnoEAN, the encoder);
     their state at the best validation epoch is restored at the end. Without a validation
-    score (``evaluate`` returns None) the final weights are kept and patience is ignored.
+    score (``evaluate`` returns None) the final weights are kept and patience is ignored;
+    a copy of each epoch's weights is then kept too, so that divergence (see the module
+    docstring) can fall back on the last finite epoch. With validation scores only the
+    best epoch's weights are copied, as before.
+
+    Raises :class:`TrainingDivergedError` when the first epoch already diverges; warns with
+    :class:`TrainingDivergedWarning` when a later one does.
     """
     from tqdm.auto import tqdm
 
     result = TrainResult()
-    best_state: dict[str, dict[str, torch.Tensor]] | None = None
+    best_state: State | None = None  # weights of the best-scored epoch
+    last_state: State | None = None  # weights of the last finite epoch, kept without scores
+    last_epoch = 0
     since_best = 0
     bar = tqdm(
         range(1, max_epochs + 1),
@@ -124,42 +198,102 @@ def train_loop(
         unit="ep",
         mininterval=0.5,
     )
-    for epoch in bar:
-        t0 = time.perf_counter()
-        for mod in keep.values():
-            mod.train()
-        sums: dict[str, torch.Tensor] = {}
-        n_steps = 0
-        for idx_n, idx_a in batches:
-            losses = step(idx_n, idx_a)
-            for k, v in losses.items():
-                sums[k] = sums[k] + v if k in sums else v
-            n_steps += 1
-        for mod in keep.values():
-            mod.eval()
-        score = evaluate()
-        record: dict[str, Any] = {"epoch": epoch}
-        record.update({k: float(v) / n_steps for k, v in sums.items()})
-        record["val_aucpr"] = None if score is None else float(score)
-        record["time_s"] = time.perf_counter() - t0
-        result.history.append(record)
-        # ">=": among equally good epochs keep the latest, i.e. the most trained encoder
-        if score is not None and (result.best_score is None or score >= result.best_score):
-            result.best_score, result.best_epoch, since_best = float(score), epoch, 0
-            best_state = {k: copy.deepcopy(m.state_dict()) for k, m in keep.items()}
-        else:
-            since_best += 1
-        if score is None:
-            result.best_epoch = epoch
-        if verbose:
-            shown = {k: v for k, v in record.items() if k != "time_s" and isinstance(v, float)}
-            bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
-        logger.debug("%s epoch %d: %s", desc, epoch, record)
-        if score is not None and patience is not None and since_best >= patience:
-            result.stopped_early = True
-            break
-    bar.close()
+    try:
+        for epoch in bar:
+            t0 = time.perf_counter()
+            for mod in keep.values():
+                mod.train()
+            sums: dict[str, torch.Tensor] = {}
+            n_steps = 0
+            for idx_n, idx_a in batches:
+                losses = step(idx_n, idx_a)
+                for k, v in losses.items():
+                    sums[k] = sums[k] + v if k in sums else v
+                n_steps += 1
+            for mod in keep.values():
+                mod.eval()
+            # the epoch's losses first: with NaN weights evaluate() may not even be defined
+            reason = _non_finite_loss(sums)
+            score = None
+            if reason is None:
+                score = evaluate()
+                if score is not None and not math.isfinite(score):
+                    reason = f"the validation AUC-PR is {float(score)}"
+            # ">=": among equally good epochs keep the latest, i.e. the most trained encoder
+            new_best = score is not None and (
+                result.best_score is None or score >= result.best_score
+            )
+            if reason is None and (score is None or new_best):
+                # a snapshot is taken only when it will be kept: every epoch without
+                # validation scores (the fallback if a later epoch diverges), otherwise
+                # only at a new best, as before
+                state = {k: copy.deepcopy(m.state_dict()) for k, m in keep.items()}
+                reason = _non_finite_weights(state)
+                if reason is None and score is None:
+                    last_state, last_epoch = state, epoch
+                elif reason is None:
+                    best_state = state
+            if reason is not None:
+                _diverged(result, epoch, reason, desc, keep, best_state, last_state, last_epoch)
+                break
+            record: dict[str, Any] = {"epoch": epoch}
+            record.update({k: float(v) / n_steps for k, v in sums.items()})
+            record["val_aucpr"] = None if score is None else float(score)
+            record["time_s"] = time.perf_counter() - t0
+            result.history.append(record)
+            if new_best:
+                assert score is not None
+                result.best_score, result.best_epoch, since_best = float(score), epoch, 0
+            else:
+                since_best += 1
+            if score is None:
+                result.best_epoch = epoch
+            if verbose:
+                shown = {k: v for k, v in record.items() if k != "time_s" and isinstance(v, float)}
+                bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
+            logger.debug("%s epoch %d: %s", desc, epoch, record)
+            if score is not None and patience is not None and since_best >= patience:
+                result.stopped_early = True
+                break
+    finally:
+        bar.close()
     if best_state is not None:
         for k, m in keep.items():
             m.load_state_dict(best_state[k])
     return result
+
+
+def _diverged(
+    result: TrainResult,
+    epoch: int,
+    reason: str,
+    desc: str,
+    keep: dict[str, nn.Module],
+    best_state: State | None,
+    last_state: State | None,
+    last_epoch: int,
+) -> None:
+    """Record divergence at ``epoch``; restore the fallback weights and warn, or raise."""
+    result.diverged_epoch, result.diverged_reason = epoch, reason
+    logger.debug("%s epoch %d diverged: %s", desc, epoch, reason)
+    if best_state is None and last_state is None:
+        raise TrainingDivergedError(
+            f"{desc}: training diverged at epoch {epoch} ({reason}) before any epoch "
+            "finished with finite losses and weights, so there is nothing to restore; try a "
+            "smaller learning rate (lr)"
+        )
+    if best_state is not None:
+        restored, which = result.best_epoch, "the best so far"
+    else:
+        assert last_state is not None
+        # train_loop loads best_state at the end; without one, load the fallback here
+        for k, m in keep.items():
+            m.load_state_dict(last_state[k])
+        restored, which = last_epoch, "the last finite one (no validation score)"
+        result.best_epoch = last_epoch
+    warnings.warn(
+        f"{desc}: training diverged at epoch {epoch} ({reason}); stopped and restored "
+        f"epoch {restored}, {which}. A smaller learning rate (lr) may train further",
+        TrainingDivergedWarning,
+        stacklevel=3,
+    )

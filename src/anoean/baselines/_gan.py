@@ -48,7 +48,7 @@ from .._utils import make_generators, resolve_device, resolve_seed
 from ..metrics import aucpr
 from ..neural import NeuralDetector, Standardize, holdout_split, scaling_stats
 from ..nn import build
-from ..training import EpochBatches, train_loop
+from ..training import EpochBatches, TrainingDivergedError, train_loop
 from .nets import init_original, set_dropout_generator
 
 logger = logging.getLogger("anoean")
@@ -316,9 +316,9 @@ class GANDetector(NeuralDetector):
                 return None
             scores = self._validation_scores(Xv)
             if not np.isfinite(scores).all():
-                # a diverged epoch ranks below every finite one and is never kept over them
-                logger.warning("%s: non-finite validation scores", type(self).__name__)
-                return 0.0
+                # the weights have diverged: train_loop stops on a non-finite score and
+                # restores the best epoch so far (aucpr itself refuses non-finite scores)
+                return float("nan")
             return aucpr(y_val, scores)
 
         set_dropout_generator(nets, train_gen)
@@ -349,9 +349,13 @@ class GANDetector(NeuralDetector):
         else:
             all_scores = np.empty(0, dtype=np.float32)
         if not (np.isfinite(val_scores).all() and np.isfinite(all_scores).all()):
-            raise RuntimeError(
-                f"{type(self).__name__} training diverged: its anomaly scores are not finite "
-                f"(lr={self.lr}); try a smaller learning rate"
+            # a safety net: train_loop already stops on non-finite losses, validation scores
+            # and (without validation anomalies) weights, so this means finite weights that
+            # still score some rows as NaN or inf
+            raise TrainingDivergedError(
+                f"{type(self).__name__}: training diverged: the anomaly scores of the kept "
+                f"weights (epoch {self.best_epoch_}) are not finite (lr={self.lr}); try a "
+                "smaller learning rate"
             )
         return val_scores[y_val == 0], all_scores
 
