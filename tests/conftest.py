@@ -4,10 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property-based tests: CI runs 200 examples per property, derandomised (a fixed seed), so
+# that a run is stable; HYPOTHESIS_PROFILE=deep runs 10,000 (docs/reliability.md).
+_COMMON = dict(
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+    print_blob=True,
+)
+settings.register_profile("ci", max_examples=200, **_COMMON)
+settings.register_profile("deep", max_examples=10_000, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def make_synthetic(seed: int = 0, d: int = 20, n_per_cluster: int = 800, n_anom: int = 120):

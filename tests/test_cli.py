@@ -160,7 +160,7 @@ def test_engines_agree_and_torch_is_the_detector(
 ) -> None:
     pipe = load_pipeline(model, engine="torch")
     t = pq.read_table(data_dir / "test.parquet")
-    ref = pipe.detector.anomaly_score(pipe.features(t)).astype(np.float32)
+    ref = pipe.detector.anomaly_score(pipe.features(t))  # float64, as written
     for engine in ("torch", "numpy", "onnx", "auto"):
         out = tmp_path / f"{engine}.parquet"
         res = run("score", model, data_dir / "test.parquet", "--out", out, "--engine", engine)
@@ -583,7 +583,7 @@ def test_unknown_categories(model: Path, data_dir: Path, tmp_path: Path) -> None
     assert (
         s.null_count == 1
         and s[123].as_py() is None
-        and got.column("is_anomaly")[123].as_py() is None
+        and got.column("is_anomaly")[123].as_py() is True  # unscorable: flagged, never normal
     )
     assert "unknown category 'gopher'" in got.column("score_error")[123].as_py()
     assert got.column("score_error").null_count == 299
@@ -639,7 +639,8 @@ def test_failure_keeps_an_existing_output_file(model: Path, data_dir: Path, tmp_
     data["duration"] = data["duration"].astype(np.float64)
     data["duration"][290] = np.inf
     path = write_table(data, tmp_path / "late.parquet")
-    fails(run("score", model, path, "--out", out, "--batch-rows", "32"), "row 290")
+    fails(run("score", model, path, "--out", out, "--batch-rows", "32"), "already exists")
+    fails(run("score", model, path, "--out", out, "--batch-rows", "32", "--overwrite"), "row 290")
     assert out.read_bytes() == b"previous results"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["late.parquet", "s.parquet"]
 

@@ -27,12 +27,33 @@ logger = logging.getLogger("anoean")
 @click.pass_context
 def main(ctx: click.Context, verbose: int) -> None:
     """anoean: semi-supervised anomaly detection with an Encoding Adversarial Network."""
+    _exit_cleanly_on_signals()
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("anoean").setLevel(level)
     ctx.obj = {"verbose": verbose}
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    # SystemExit unwinds the stack like Ctrl-C does, so every temporary file is removed by
+    # the code that made it (the atomic writers' cleanup), then the process exits 128 + N
+    raise SystemExit(128 + signum)
+
+
+def _exit_cleanly_on_signals() -> None:
+    """SIGTERM (sent by timeout, systemd, Kubernetes) and SIGHUP end the command as SIGINT
+    does, leaving no temporary file behind, instead of killing the process on the spot."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, _terminate)
 
 
 @contextlib.contextmanager
@@ -168,6 +189,60 @@ def _with_label_options(f: Any) -> Any:
     return f
 
 
+#: the default of --na-values, as shown in --help (anoean.tabular.DEFAULT_NA_VALUES)
+_NA_HELP = "?,-,--,n/a,N/A,NA,na,#N/A,null,NULL,None,none,<NA>"
+
+_csv_options = [
+    click.option(
+        "--sep",
+        default=",",
+        show_default=True,
+        help="Field separator of CSV input: one character, or 'tab'.",
+    ),
+    click.option(
+        "--encoding",
+        default="utf-8",
+        show_default=True,
+        help="Text encoding of CSV input (e.g. latin-1, utf-16).",
+    ),
+    click.option(
+        "--na-values",
+        default=None,
+        metavar="TOKENS",
+        help="Comma-separated tokens read as missing values in every column, in place of "
+        f"the default list ({_NA_HELP}); an empty field is always missing. Missing values "
+        "follow the NaN policy: refused at fit, unscorable at score.",
+    ),
+    click.option(
+        "--block-size",
+        type=click.IntRange(1024),
+        default=None,
+        metavar="BYTES",
+        help="CSV reader block size (default: automatic, at least 1 MiB); raise it for "
+        "rows or quoted fields longer than that.",
+    ),
+]
+
+
+def _with_csv_options(f: Any) -> Any:
+    for opt in reversed(_csv_options):
+        f = opt(f)
+    return f
+
+
+def _csv(sep: str, encoding: str, na_values: str | None, block_size: int | None) -> Any:
+    from .tabular import DEFAULT_NA_VALUES, CsvOptions
+
+    if sep.lower() in ("tab", "\\t"):
+        sep = "\t"
+    if len(sep) != 1:
+        raise click.BadParameter(f"expected one character or 'tab', got {sep!r}", param_hint="--sep")
+    tokens = DEFAULT_NA_VALUES if na_values is None else tuple(
+        t.strip() for t in na_values.split(",") if t.strip()
+    )
+    return CsvOptions(sep=sep, encoding=encoding, na_values=tokens, block_size=block_size)
+
+
 @main.command()
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--label-column", required=True, help="Column holding the labels.")
@@ -213,6 +288,17 @@ def _with_label_options(f: Any) -> Any:
     metavar="KEY=VALUE",
     help="A detector parameter, e.g. --param max_epochs=50 (repeatable; JSON values).",
 )
+@click.option(
+    "--max-categories",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Warn when a categorical column has more levels than this (each level is a feature).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace OUT if it already holds an anoean model."
+)
+@_with_csv_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the validation metrics as JSON.")
 @click.pass_context
@@ -231,17 +317,27 @@ def fit(
     validation_fraction: float,
     seed: int,
     params: tuple[str, ...],
+    max_categories: int,
+    overwrite: bool,
+    sep: str,
+    encoding: str,
+    na_values: str | None,
+    block_size: int | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Fit preprocessing and a detector on DATA (.csv or .parquet) and write a model directory."""
+    from .modelfile import check_model_destination
     from .pipeline import fit_pipeline, save_pipeline
     from .tabular import file_format, read_table
 
     with _errors(ctx):
         kwargs = _parse_params(params)
+        csv = _csv(sep, encoding, na_values, block_size)
+        # before training, so that minutes of fitting are not lost to a path we will refuse
+        check_model_destination(out, overwrite=overwrite)
         fmt = file_format(data)
-        table = read_table(data)
+        table = read_table(data, csv=csv)
         rep = fit_pipeline(
             table,
             label_column=label_column,
@@ -258,8 +354,9 @@ def fit(
             verbose=0 if quiet else 1,
             source=str(data),
             fmt=fmt,
+            max_categories=max_categories,
         )
-        path = save_pipeline(rep.pipeline, out)
+        path = save_pipeline(rep.pipeline, out, overwrite=overwrite)
     if as_json:
         click.echo(
             json.dumps(
@@ -309,8 +406,8 @@ def methods() -> None:
     type=click.Choice(["fail", "flag"]),
     default="fail",
     show_default=True,
-    help="A row that cannot be scored: stop with its row number "
-    "(fail), or keep it with a null score and the reason in a score_error column (flag).",
+    help="A row that cannot be scored: stop with its row and column (fail), or keep it "
+    "with a null score, marked as an anomaly, and the reason in a score_error column (flag).",
 )
 @click.option(
     "--strict-categories/--lenient-categories",
@@ -333,6 +430,9 @@ def methods() -> None:
     show_default=True,
     help="Rows per streamed batch (bounds memory).",
 )
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@_with_csv_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def score(
     ctx: click.Context,
@@ -343,12 +443,21 @@ def score(
     strict_categories: bool | None,
     engine: str,
     batch_rows: int,
+    overwrite: bool,
+    sep: str,
+    encoding: str,
+    na_values: str | None,
+    block_size: int | None,
+    as_json: bool,
 ) -> None:
     """Score every row of DATA with MODEL, streaming in bounded memory."""
     from .pipeline import load_pipeline, score_file
+    from .scoring import check_output
     from .tabular import file_format, where
 
     with _errors(ctx):
+        csv = _csv(sep, encoding, na_values, block_size)
+        check_output(data, out, overwrite=overwrite)  # before loading the model
         pipe = load_pipeline(model, engine=engine)
         res = score_file(
             pipe,
@@ -357,18 +466,26 @@ def score(
             batch_rows=batch_rows,
             on_error=on_error,
             strict_categories=strict_categories,
+            overwrite=overwrite,
+            csv=csv,
         )
+    if as_json:
+        click.echo(json.dumps({**res.as_dict(), "threshold": pipe.threshold}, indent=2))
+        return
     rate = res.rows / res.seconds if res.seconds > 0 else float("inf")
+    unknown = ", ".join(f"{c!r} {k}" for c, k in res.unknown_categories.items())
     click.echo(
         f"scored {res.rows} rows in {res.seconds:.2f} s ({rate:,.0f} rows/s): {res.alarms} "
         f"alarm(s) at threshold {pipe.threshold:.4g}"
         + (
-            f", {res.unscored} row(s) not scored (null score, reason in score_error): "
+            f", {res.unscored} row(s) not scored (null score, marked as anomalies, reason in "
+            "score_error): "
             + ", ".join(where(r, file_format(data)) for r in res.unscored_rows[:10])
             + (" ..." if res.unscored > 10 else "")
             if res.unscored
             else ""
         )
+        + (f"; categories not seen in fit (encoded as all-zero): {unknown}" if unknown else "")
         + f"; wrote {out}"
     )
 
@@ -379,6 +496,7 @@ def score(
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--label-column", help="Label column (default: the one used in fit).")
 @_with_label_options
+@_with_csv_options
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.pass_context
 def evaluate(
@@ -388,6 +506,10 @@ def evaluate(
     label_column: str | None,
     anomaly_values: tuple[str, ...],
     normal_values: tuple[str, ...],
+    sep: str,
+    encoding: str,
+    na_values: str | None,
+    block_size: int | None,
     as_json: bool,
 ) -> None:
     """The paper's metrics of MODEL on labelled DATA."""
@@ -400,7 +522,7 @@ def evaluate(
         mapped = bool(anomaly_values or normal_values)
         metrics, _, _ = evaluate_table(
             pipe,
-            read_table(data),
+            read_table(data, csv=_csv(sep, encoding, na_values, block_size)),
             label_column=label_column,
             anomaly_values=anomaly_values if mapped else None,
             normal_values=normal_values if mapped else None,
@@ -448,6 +570,7 @@ def export(ctx: click.Context, model: Path, onnx_path: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="HTML file to write.",
 )
+@_with_csv_options
 @click.pass_context
 def report(
     ctx: click.Context,
@@ -457,6 +580,10 @@ def report(
     anomaly_values: tuple[str, ...],
     normal_values: tuple[str, ...],
     out: Path,
+    sep: str,
+    encoding: str,
+    na_values: str | None,
+    block_size: int | None,
 ) -> None:
     """A self-contained HTML report of MODEL on labelled DATA."""
     from .pipeline import load_pipeline
@@ -468,7 +595,7 @@ def report(
         mapped = bool(anomaly_values or normal_values)
         path = write_report(
             pipe,
-            read_table(data),
+            read_table(data, csv=_csv(sep, encoding, na_values, block_size)),
             out,
             label_column=label_column,
             anomaly_values=anomaly_values if mapped else None,

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from .datachecks import DataWarning, warn_constant_columns, warn_squashed_columns
 
 from .modelfile import (
     CONFIG_FILE,
@@ -142,8 +145,42 @@ class Pipeline:
         return str(self.scorer.engine)
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        """a(x) of preprocessed rows."""
-        return np.asarray(self.scorer(X))
+        """a(x) of preprocessed rows; always finite.
+
+        Raises
+        ------
+        DataError
+            A row whose score would not be finite (an input too large for the model's
+            float32 arithmetic), naming the row and the column.
+        """
+        s = np.asarray(self.scorer(X), dtype=np.float64)
+        bad = ~np.isfinite(s)
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"row {r} cannot be scored: {self.scorer.explain(X[r])} "
+                f"({int(bad.sum())} such row(s) in all)"
+            )
+        return s
+
+    def unscorable_rows(
+        self, table: pa.Table | pa.RecordBatch, *, strict_categories: bool = False
+    ) -> tuple[np.ndarray, dict[int, str]]:
+        """Rows the preprocessing cannot encode, with the first reason of each: a missing,
+        NaN, infinite or non-numeric number, a number beyond float32 once scaled, a missing
+        category, and (when ``strict_categories``) a category not seen in fit."""
+        pre = self.preprocessor
+        cats = {
+            c: (pre.categories_[c] if strict_categories else None)
+            for c in pre.categorical_columns_
+        }
+        mask, reasons = find_bad_rows(table, pre.numeric_columns_, cats)
+        far, far_reasons = pre.out_of_range_rows(table.select(pre.numeric_columns_))
+        if far.any():
+            mask = mask | far
+            for r, why in far_reasons.items():
+                reasons.setdefault(r, why)
+        return mask, reasons
 
     def features(self, table: pa.Table | pa.RecordBatch) -> np.ndarray:
         """Encode a table's rows (the needed columns only; others are ignored)."""
@@ -207,6 +244,25 @@ def _looks_numeric(col: pa.ChunkedArray) -> float:
     return float(pc.mean(pc.cast(pc.fill_null(ok, False), pa.int8())).as_py() or 0.0)
 
 
+def _warn_questionable(pre: Any, X: np.ndarray, max_categories: int, source: str) -> None:
+    """The fit-time data warnings, with the table's column names."""
+    k = len(pre.numeric_columns_)
+    warn_constant_columns(X, pre.feature_names_out_, stacklevel=4)
+    raw = X[:, :k].astype(np.float64)
+    if pre.scaling == "minmax":  # the values as the user wrote them, for the message
+        raw = raw * (pre.data_max_ - pre.data_min_) + pre.data_min_
+    warn_squashed_columns(raw, pre.numeric_columns_, kind="min-max", stacklevel=4)
+    many = {c: len(v) for c, v in pre.categories_.items() if len(v) > max_categories}
+    if many:
+        warnings.warn(
+            f"{source}: categorical column(s) with more than {max_categories} levels, each "
+            f"level one feature: {many}; check that they are categories (an id or a numeric "
+            "column read as text?), --exclude them, or raise --max-categories",
+            DataWarning,
+            stacklevel=4,
+        )
+
+
 def fit_pipeline(
     table: pa.Table,
     *,
@@ -224,8 +280,14 @@ def fit_pipeline(
     verbose: int = 0,
     source: str = "data",
     fmt: str = "parquet",
+    max_categories: int = 100,
 ) -> FitReport:
     """Fit the preprocessing and a detector on a labelled table.
+
+    Fitting works on questionable data but warns (:class:`anoean.datachecks.DataWarning`,
+    naming the columns): constant columns, an all-constant table, a numeric column squashed
+    by min-max scaling because of an extreme value, and a categorical column with more than
+    ``max_categories`` levels (each level becomes a feature).
 
     A stratified ``validation_fraction`` of the rows is held out (both classes): the
     detector uses it for early stopping and for the threshold (``target_false_alarm`` of the
@@ -287,12 +349,19 @@ def fit_pipeline(
         raise DataError(f"{source}: {exc}") from exc
     if X.shape[1] == 0:
         raise DataError(f"{source}: no feature columns left after excluding {list(exclude)}")
+    _warn_questionable(pre, X, max_categories, source)
 
     rng = np.random.default_rng(random_state)
     try:
         tr, va = holdout_split(y, validation_fraction, rng)
     except ValueError as exc:
         raise DataError(f"{source}: {exc}") from exc
+    if int((y[tr] == 0).sum()) < 2:
+        raise DataError(
+            f"{source}: {y.size} rows ({int((y == 0).sum())} normal) are too few: after holding "
+            f"out {va.size} row(s) for validation, {int((y[tr] == 0).sum())} normal row(s) are "
+            "left to train on, and at least 2 are needed"
+        )
     cls = resolve_method(method)
     kwargs = dict(params or {})
     accepted = cls().get_params()
@@ -310,7 +379,10 @@ def fit_pipeline(
             f"{cls.__name__} has no parameter(s) {unknown_params}; it takes {sorted(accepted)}"
         )
     det = cls(**kwargs)
-    det.fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
+    with warnings.catch_warnings():
+        # already checked above on the named columns; the detector sees them unnamed
+        warnings.simplefilter("ignore", DataWarning)
+        det.fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
 
     s_val = det.anomaly_score(X[va])
     y_val = y[va]
@@ -507,15 +579,17 @@ def evaluate_table(
             f"{source}: column(s) {missing} were used in fit but are missing here; "
             f"the model needs {pipe.preprocessor.input_columns_}"
         )
-    mask, reasons = find_bad_rows(
-        table,
-        pipe.preprocessor.numeric_columns_,
-        {c: None for c in pipe.preprocessor.categorical_columns_},
-    )
+    mask, reasons = pipe.unscorable_rows(table)
     if mask.any():
         row = int(np.flatnonzero(mask)[0])
         raise DataError(f"{source}: {where(row, fmt)}, {reasons[row]}")
-    scores = pipe.score(pipe.features(table))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # unknown categories: as in fit's policy
+        X = pipe.features(table)
+    try:
+        scores = pipe.score(X)
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}") from exc
     alarm = scores > pipe.threshold
     metrics: dict[str, float | None] = dict(evaluate(y, scores))
     metrics["false_alarm_at_threshold"] = float(alarm[y == 0].mean())

@@ -42,6 +42,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .datachecks import DataWarning
+
 __all__ = ["TabularPreprocessor", "as_table"]
 
 _FORMAT = "anoean.TabularPreprocessor"
@@ -384,11 +386,68 @@ class TabularPreprocessor:
                         f"column {c!r}: unknown category {strings[row].as_py()!r} at row {row} "
                         f"({int(unknown.sum())} unknown value(s) in all); known: {cats}"
                     )
+                row = _first_row(unknown)
+                warnings.warn(
+                    f"column {c!r}: {int(unknown.sum())} value(s) not seen in fit (first "
+                    f"{strings[row].as_py()!r} at row {row}) are encoded as all-zero; "
+                    "unknown='error' (CLI: --strict-categories) refuses them instead",
+                    DataWarning,
+                    stacklevel=2,
+                )
                 known = ~unknown
                 flat[row_start[known] + offset + codes[known]] = 1.0
             else:
                 flat[row_start + offset + codes] = 1.0
             offset += len(cats)
+        return out
+
+    def out_of_range_rows(self, table: Any) -> tuple[np.ndarray, dict[int, str]]:
+        """Rows with a finite number that leaves the float32 range once scaled, which
+        :meth:`transform` refuses: (mask, row -> reason), vectorised per column.
+
+        Rows whose numbers are missing or not finite are not reported here (see
+        :func:`anoean.tabular.find_bad_rows`).
+        """
+        self._check_fitted()
+        tab = as_table(table)
+        mask = np.zeros(tab.num_rows, dtype=bool)
+        reasons: dict[int, str] = {}
+        for j, c in enumerate(self.numeric_columns_):
+            col = tab.column(c)
+            if pa.types.is_dictionary(col.type):
+                col = pc.cast(col, col.type.value_type)
+            try:
+                x = pc.cast(col, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue  # not numbers at all: find_bad_rows names those
+            with np.errstate(all="ignore"):
+                z = (x - self.data_min_[j]) * self._scale[j] if self.scaling == "minmax" else x
+            big = np.isfinite(x) & ~(np.abs(z) <= _FLOAT32_MAX)
+            if big.any():
+                mask |= big
+                for r in np.flatnonzero(big)[:1000].tolist():
+                    reasons.setdefault(
+                        r,
+                        f"column {c!r}: the value {x[r]:.6g} is {z[r]:.4g} after scaling, "
+                        "beyond the float32 range of the model's input",
+                    )
+        return mask, reasons
+
+    def unknown_category_counts(self, table: Any) -> dict[str, int]:
+        """Per categorical column, how many values were not seen in :meth:`fit` (missing
+        values are not counted: they are refused, not encoded)."""
+        self._check_fitted()
+        tab = as_table(table)
+        out: dict[str, int] = {}
+        for c in self.categorical_columns_:
+            col = tab.column(c)
+            if pa.types.is_dictionary(col.type):
+                col = pc.cast(col, col.type.value_type)
+            text = col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
+            idx = pc.index_in(text, value_set=pa.array(self.categories_[c], type=pa.string()))
+            n = int(idx.null_count) - int(col.null_count)
+            if n:
+                out[c] = n
         return out
 
     def fit_transform(self, table: Any) -> np.ndarray:

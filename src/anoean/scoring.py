@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .datachecks import DataWarning
 from .pipeline import Pipeline, get_pipeline
 from .tabular import (
     DEFAULT_BATCH_ROWS,
     AtomicTableWriter,
+    CsvOptions,
     DataError,
     file_format,
     find_bad_rows,
@@ -69,11 +71,13 @@ def score_batch(
 ) -> pa.RecordBatch:
     """Score raw rows: the batch with ``anomaly_score`` and ``is_anomaly`` appended.
 
-    Every input row is kept, in order. A row that cannot be scored (a missing, NaN or
-    infinite number; a missing category; an unknown category when ``strict_categories``)
-    either stops scoring with a :class:`DataError` naming the column and the row
-    (``on_error="fail"``), or gets a null score and alarm and its reason in a
-    ``score_error`` column (``on_error="flag"``).
+    Every input row is kept, in order, and every score written is finite. A row that cannot
+    be scored (a missing, NaN or infinite number; a number beyond the float32 range once
+    scaled; a row whose score would not be finite; a missing category; an unknown category
+    when ``strict_categories``) either stops scoring with a :class:`DataError` naming the
+    column and the row (``on_error="fail"``), or is kept with a null score, marked as an
+    anomaly (``is_anomaly`` true: a row that cannot be scored is never passed as normal),
+    and its reason in a ``score_error`` column (``on_error="flag"``).
 
     Parameters
     ----------
@@ -90,48 +94,96 @@ def score_batch(
         How a model given as a directory computes the score (see
         :mod:`anoean.export.engine`); ignored for a loaded :class:`Pipeline`.
     """
+    scored, _ = _score_batch(
+        model,
+        batch,
+        on_error=on_error,
+        strict_categories=strict_categories,
+        source=source,
+        fmt=fmt,
+        row_offset=row_offset,
+        engine=engine,
+    )
+    return scored
+
+
+def _as_batch(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch:
+    if isinstance(batch, pa.RecordBatch):
+        return batch
+    if batch.num_rows:
+        return batch.combine_chunks().to_batches()[0]
+    return pa.RecordBatch.from_pylist([], schema=batch.schema)
+
+
+def _score_batch(
+    model: str | os.PathLike[str] | Pipeline,
+    batch: pa.RecordBatch | pa.Table,
+    *,
+    on_error: str,
+    strict_categories: bool | None,
+    source: str,
+    fmt: str,
+    row_offset: int,
+    engine: str = "auto",
+) -> tuple[pa.RecordBatch, dict[str, int]]:
+    """:func:`score_batch`, plus the count of unknown categories per column."""
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}")
     pipe = get_pipeline(model, engine=engine)
     pre = pipe.preprocessor
-    if isinstance(batch, pa.Table):
-        batch = (
-            batch.combine_chunks().to_batches()[0]
-            if batch.num_rows
-            else pa.RecordBatch.from_pylist([], schema=batch.schema)
-        )
+    batch = _as_batch(batch)
     _check_columns(pipe, batch.schema.names, source)
     for name in (SCORE_COLUMN, ALARM_COLUMN):
         if name in batch.schema.names:
             raise DataError(f"{source}: the input already has a column {name!r}; rename or drop it")
     if strict_categories is None:
         strict_categories = pre.unknown == "error"
-    cats = {
-        c: (pre.categories_[c] if strict_categories else None) for c in pre.categorical_columns_
-    }
-    mask, reasons = find_bad_rows(batch, pre.numeric_columns_, cats)
+    mask, reasons = pipe.unscorable_rows(batch, strict_categories=strict_categories)
     n = batch.num_rows
-    scores = np.full(n, np.nan, dtype=np.float32)
-    if mask.any() and on_error == "fail":
-        row = int(np.flatnonzero(mask)[0])
-        extra = f" ({int(mask.sum())} such rows in this batch)" if mask.sum() > 1 else ""
-        raise DataError(
+    unknown: dict[str, int] = {}
+
+    def stop(row: int, count: int) -> DataError:
+        extra = f" ({count} such rows in this batch)" if count > 1 else ""
+        return DataError(
             f"{source}: {where(row_offset + row, fmt)}, {reasons[row]}{extra}; use "
             "--on-error flag (on_error='flag') to score the other rows and mark these"
         )
+
+    if mask.any() and on_error == "fail":
+        raise stop(int(np.flatnonzero(mask)[0]), int(mask.sum()))
+    scores = np.zeros(n, dtype=np.float64)
     good = ~mask
     if good.any():
         sub = batch if not mask.any() else batch.filter(pa.array(good))
         sub = sub.select(pre.input_columns_)
+        if not strict_categories:
+            unknown = pre.unknown_category_counts(sub)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # extra columns: reported per file
+            # extra columns and unknown categories: counted and reported once per file
+            warnings.simplefilter("ignore", UserWarning)
             try:
                 X = pre.transform(sub)
             except ValueError as exc:
                 raise DataError(f"{source}: rows {row_offset}-{row_offset + n - 1}: {exc}") from exc
-        scores[good] = pipe.score(X)
-    score_arr = pa.array(scores, mask=mask if mask.any() else None)
-    alarm = pa.array(scores > pipe.threshold, mask=mask if mask.any() else None)
+        s = np.asarray(pipe.scorer(X), dtype=np.float64)  # unchecked: handled here
+        finite = np.isfinite(s)
+        idx = np.flatnonzero(good)
+        if not finite.all():
+            # a row the model's arithmetic overflows on: never a NaN score passed as normal
+            for k in np.flatnonzero(~finite)[:1000].tolist():
+                reasons[int(idx[k])] = pipe.scorer.explain(X[k])
+            bad = idx[~finite]
+            mask = mask.copy()
+            mask[bad] = True
+            if on_error == "fail":
+                first = int(bad[0])
+                reasons.setdefault(first, "its score is not finite")
+                raise stop(first, int(bad.size))
+        scores[idx] = np.where(finite, s, 0.0)
+    null = mask if mask.any() else None
+    score_arr = pa.array(np.where(mask, 0.0, scores), mask=null)
+    # a row that cannot be scored is marked as an anomaly, so it is never passed as normal
+    alarm = pa.array(mask | (~mask & (scores > pipe.threshold)))
     cols, names = list(batch.columns), list(batch.schema.names)
     cols += [score_arr, alarm]
     names += [SCORE_COLUMN, ALARM_COLUMN]
@@ -141,13 +193,15 @@ def score_batch(
             err[r] = reasons.get(r, "cannot be scored")
         cols.append(pa.array(err, type=pa.string()))
         names.append(ERROR_COLUMN)
-    return pa.RecordBatch.from_arrays(cols, names=names)
+    return pa.RecordBatch.from_arrays(cols, names=names), unknown
 
 
 @dataclass
 class ScoreSummary:
-    """What :func:`score_file` did: rows read and written, alarms raised, rows that could
-    not be scored (with ``on_error="flag"``; the first 1,000 row numbers), wall time."""
+    """What :func:`score_file` did: rows read and written, alarms raised (unscored rows
+    included: they are marked as anomalies), rows that could not be scored (with
+    ``on_error="flag"``; the first 1,000 row numbers), values of categorical columns not
+    seen in fit (per column; encoded as all-zero), wall time."""
 
     rows: int
     alarms: int
@@ -155,6 +209,19 @@ class ScoreSummary:
     unscored_rows: list[int]
     seconds: float
     output: Path
+    unknown_categories: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``anoean score --json``)."""
+        return {
+            "rows": self.rows,
+            "alarms": self.alarms,
+            "unscored": self.unscored,
+            "unscored_rows": list(self.unscored_rows),
+            "unknown_categories": dict(self.unknown_categories),
+            "seconds": self.seconds,
+            "output": str(self.output),
+        }
 
 
 def read_types(pipe: Pipeline) -> dict[str, pa.DataType]:
@@ -231,8 +298,14 @@ def score_file(
     on_error: str = "fail",
     strict_categories: bool | None = None,
     engine: str = "auto",
+    overwrite: bool = False,
+    csv: CsvOptions | None = None,
 ) -> ScoreSummary:
     """Stream ``src`` through :func:`score_batch` into ``out`` (CSV or Parquet, by suffix).
+
+    An existing ``out`` is refused (``FileExistsError``) unless ``overwrite=True``, and
+    ``out`` may never be ``src`` itself. ``csv`` sets how a CSV ``src`` is read (separator,
+    encoding, missing-value tokens; :class:`anoean.tabular.CsvOptions`).
 
     Memory is bounded by a few batches: a thread reads ahead, batches are scored in a small
     thread pool, and one thread writes them back in order (pyarrow, numpy and ONNX Runtime
@@ -244,16 +317,18 @@ def score_file(
     from concurrent.futures import Future, ThreadPoolExecutor
 
     t0 = time.perf_counter()
+    check_output(src, out, overwrite=overwrite)
     pipe = get_pipeline(model, engine=engine)
     fmt = file_format(src)
-    file_format(out)
     stats = {"alarms": 0, "unscored": 0}
     unscored_rows: list[int] = []
+    unknown: dict[str, int] = {}
     batches = iter_batches(
         src,
         batch_rows=batch_rows,
         column_types=read_types(pipe),
         dictionary_columns=pipe.preprocessor.categorical_columns_,
+        csv=csv,
     )
     workers = _score_workers(pipe)
     # categorical columns are read dictionary-encoded (cheaper); the output keeps the
@@ -283,11 +358,13 @@ def score_file(
 
     def drain_one(wpool: ThreadPoolExecutor) -> None:
         start, fut = scoring.popleft()
-        scored = fut.result()  # re-raises the batch's DataError, in file order
-        alarm = scored.column(ALARM_COLUMN)
-        stats["alarms"] += int(pc.sum(alarm).as_py() or 0)
-        if alarm.null_count:
-            bad = np.flatnonzero(alarm.is_null().to_numpy(zero_copy_only=False)) + start
+        scored, counts = fut.result()  # re-raises the batch's DataError, in file order
+        for c, k in counts.items():
+            unknown[c] = unknown.get(c, 0) + k
+        stats["alarms"] += int(pc.sum(scored.column(ALARM_COLUMN)).as_py() or 0)
+        score_col = scored.column(SCORE_COLUMN)
+        if score_col.null_count:
+            bad = np.flatnonzero(score_col.is_null().to_numpy(zero_copy_only=False)) + start
             stats["unscored"] += bad.size
             unscored_rows.extend(bad[: max(0, 1000 - len(unscored_rows))].tolist())
         writing.append(wpool.submit(write, scored))
@@ -312,7 +389,7 @@ def score_file(
                             stacklevel=2,
                         )
                 fut = spool.submit(
-                    score_batch,
+                    _score_batch,
                     pipe,
                     batch,
                     on_error=on_error,
@@ -335,6 +412,13 @@ def score_file(
             for f in writing:
                 f.cancel()
             raise
+    for c, k in unknown.items():
+        warnings.warn(
+            f"{src}: column {c!r} holds {k} value(s) not seen in fit, encoded as all-zero "
+            "(--strict-categories refuses them)",
+            DataWarning,
+            stacklevel=2,
+        )
     if stats["unscored"]:
         logger.info(  # the caller gets them in ScoreSummary; the CLI prints them
             "%s: %d row(s) could not be scored (null anomaly_score, reason in %r): %s%s",
@@ -351,4 +435,21 @@ def score_file(
         unscored_rows,
         time.perf_counter() - t0,
         Path(out),
+        dict(sorted(unknown.items())),
     )
+
+
+def check_output(
+    src: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False
+) -> None:
+    """Refuse an output path that exists (unless ``overwrite``) or that is the input file."""
+    file_format(out)
+    src_p, out_p = Path(src), Path(out)
+    if out_p.exists() and src_p.exists() and os.path.samefile(src_p, out_p):
+        raise FileExistsError(f"{out}: the output would replace the input file; choose another")
+    if out_p.is_dir():
+        raise FileExistsError(f"{out} is a directory; give a file name for the output")
+    if out_p.exists() and not overwrite:
+        raise FileExistsError(
+            f"{out} already exists; pass --overwrite (overwrite=True) to replace it"
+        )
