@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _cli_helpers import blobs, small_anoean
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from anoean import AnoEAN, load
@@ -228,3 +228,48 @@ def test_fuzzed_model_directory_is_refused_or_identical(
         return
     np.testing.assert_array_equal(got.anomaly_score(X_check), det.anomaly_score(X_check))
     assert got.threshold_ == det.threshold_
+
+
+# --------------------------------------------------------------------------- pipelines
+@pytest.fixture(scope="module")
+def saved_pipeline(tmp_path_factory):
+    import pyarrow as pa
+    from _cli_helpers import flows
+
+    from anoean.pipeline import fit_pipeline, save_pipeline
+
+    data = flows(300, seed=0)
+    table = pa.table({k: np.asarray(v).tolist() for k, v in data.items()})
+    rep = fit_pipeline(
+        table,
+        label_column="is_attack",
+        exclude=["id"],
+        params={"max_epochs": 1, "device": "cpu"},
+        verbose=0,
+    )
+    path = save_pipeline(rep.pipeline, tmp_path_factory.mktemp("pipe") / "model")
+    test = pa.table({k: np.asarray(v).tolist() for k, v in flows(60, seed=1).items()})
+    return path, test, rep.pipeline.score(rep.pipeline.features(test)), rep.pipeline.threshold
+
+
+@given(data=st.data())
+def test_fuzzed_pipeline_directory_is_refused_or_identical(
+    saved_pipeline, tmp_path_factory, data
+) -> None:
+    """As above for the four files of a model directory written by ``anoean fit``."""
+    from anoean.pipeline import load_pipeline
+
+    path, test, ref, threshold = saved_pipeline
+    dst = tmp_path_factory.mktemp("case") / "model"
+    name = _damage(path, dst, data)
+    engine = data.draw(st.sampled_from(["numpy", "torch"]))
+    try:
+        pipe = load_pipeline(dst, engine=engine)
+    except ModelFileError as exc:
+        msg = str(exc)
+        assert name.split(".")[0] in msg or "model directory" in msg or "config" in msg, msg
+        return
+    event(f"loaded ({engine})")
+    got = pipe.score(pipe.features(test))
+    np.testing.assert_allclose(got, ref, rtol=0 if engine == "torch" else 1e-5, atol=0)
+    assert pipe.threshold == threshold
