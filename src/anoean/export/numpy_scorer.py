@@ -164,15 +164,18 @@ class NumpyScorer:
         return X
 
     def encode(self, X: Any) -> np.ndarray:
-        """The latent codes E(x), shape (n, d), float32."""
-        h = (self._check(X) - self.shift) / self.scale
-        last = len(self._wt) - 1
-        for i, (wt, b) in enumerate(zip(self._wt, self._b, strict=True)):
-            h = h @ wt
-            h += b
-            if i < last:
-                # LeakyReLU(0.2): max(h, 0.2 h) for a slope in (0, 1)
-                np.maximum(h, NEGATIVE_SLOPE * h, out=h)
+        """The latent codes E(x), shape (n, d), float32 (not finite for a row so large that
+        the encoder overflows; :meth:`score` refuses those)."""
+        X = self._check(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked by score
+            h = (X - self.shift) / self.scale
+            last = len(self._wt) - 1
+            for i, (wt, b) in enumerate(zip(self._wt, self._b, strict=True)):
+                h = h @ wt
+                h += b
+                if i < last:
+                    # LeakyReLU(0.2): max(h, 0.2 h) for a slope in (0, 1)
+                    np.maximum(h, NEGATIVE_SLOPE * h, out=h)
         return h
 
     def _unchecked_score(self, X: Any) -> np.ndarray:
@@ -226,15 +229,16 @@ class NumpyScorer:
             raise ValueError(f"expected one row of {self.n_features_in_} features; got {x.shape}")
         if not math.isfinite(x.sum()):
             self._check(x)  # raises, naming the bad feature (a mere overflow passes)
-        h = (x - self.shift) / self.scale
-        last = len(self._wt) - 1
-        for i, wt in enumerate(self._wt):
-            h = h @ wt
-            h += self._b[i]
-            if i < last:
-                h = np.maximum(h, NEGATIVE_SLOPE * h)
-        w = (h.astype(np.float64) - self.mu) @ self.whiten
-        s = float(np.sqrt(w @ w))
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked below
+            h = (x - self.shift) / self.scale
+            last = len(self._wt) - 1
+            for i, wt in enumerate(self._wt):
+                h = h @ wt
+                h += self._b[i]
+                if i < last:
+                    h = np.maximum(h, NEGATIVE_SLOPE * h)
+            w = (h.astype(np.float64) - self.mu) @ self.whiten
+            s = float(np.sqrt(w @ w))
         if not math.isfinite(s):
             raise ValueError(f"x cannot be scored: {self.explain_unscorable(x)}")
         return s
