@@ -239,3 +239,13 @@ def test_fit_warns_about_many_categories(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "more than 50 levels" in res.output and "'host': 300" in res.output
+
+
+def test_too_few_rows_to_train_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "two.csv"
+    path.write_text("a,b,is_attack\n1,2,0\n3,4,0\n")
+    fails(
+        run("fit", path, "--label-column", "is_attack", "--out", tmp_path / "m", *FAST),
+        "2 rows (2 normal) are too few",
+    )
+    assert not (tmp_path / "m").exists()

@@ -205,10 +205,10 @@ class NumpyScorer:
         ValueError
             A non-finite input, or a row whose code is not finite (named by row and column).
         """
-        X = self._check(X)
-        s = self._unchecked_score(X)
+        s = self._unchecked_score(X)  # checks X (encode)
         bad = ~np.isfinite(s)
         if bad.any():
+            X = self._check(X)  # error path: the rows as scored
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"X: row {i} cannot be scored: {self.explain_unscorable(X[i])} "
