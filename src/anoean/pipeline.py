@@ -334,6 +334,12 @@ def fit_pipeline(
             share = _looks_numeric(table.column(c))
             if share >= 0.9:
                 mask, reasons = find_bad_rows(table.select([c]), [c])
+                if not mask.any():  # every value a number, but read as text
+                    raise DataError(
+                        f"{source}: column {c!r} holds numbers written as text (e.g. "
+                        f"{table.column(c)[0].as_py()!r}, with spaces or quotes around it); "
+                        "write them as plain numbers, or list the column in --categorical"
+                    )
                 row = int(np.flatnonzero(mask)[0])
                 raise DataError(
                     f"{source}: column {c!r} holds numbers ({share:.0%} of rows) but also "

@@ -1104,7 +1104,9 @@ def find_bad_rows(
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
             ok = pc.match_substring_regex(col, _NUMBER_RE, ignore_case=True)
             ok = pc.fill_null(ok, False).to_numpy(zero_copy_only=False)
-            vals = pc.cast(pc.if_else(ok, col, pa.scalar("nan")), pa.float64()).to_numpy()
+            # the pattern allows surrounding spaces, which Arrow's cast does not
+            text = pc.utf8_trim_whitespace(col)
+            vals = pc.cast(pc.if_else(ok, text, pa.scalar("nan")), pa.float64()).to_numpy()
             bad = ~np.isfinite(vals)
             if bad.any():
                 per_col.append((c, bad, col))
