@@ -15,7 +15,7 @@ from _cli_helpers import blobs, small_anoean
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from anoean import AnoEAN, load
+from anoean import load
 from anoean.modelfile import (
     CONFIG_FILE,
     DIGEST_KEY,

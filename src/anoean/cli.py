@@ -236,9 +236,13 @@ def _csv(sep: str, encoding: str, na_values: str | None, block_size: int | None)
     if sep.lower() in ("tab", "\\t"):
         sep = "\t"
     if len(sep) != 1:
-        raise click.BadParameter(f"expected one character or 'tab', got {sep!r}", param_hint="--sep")
-    tokens = DEFAULT_NA_VALUES if na_values is None else tuple(
-        t.strip() for t in na_values.split(",") if t.strip()
+        raise click.BadParameter(
+            f"expected one character or 'tab', got {sep!r}", param_hint="--sep"
+        )
+    tokens = (
+        DEFAULT_NA_VALUES
+        if na_values is None
+        else tuple(t.strip() for t in na_values.split(",") if t.strip())
     )
     return CsvOptions(sep=sep, encoding=encoding, na_values=tokens, block_size=block_size)
 
@@ -295,9 +299,7 @@ def _csv(sep: str, encoding: str, na_values: str | None, block_size: int | None)
     show_default=True,
     help="Warn when a categorical column has more levels than this (each level is a feature).",
 )
-@click.option(
-    "--overwrite", is_flag=True, help="Replace OUT if it already holds an anoean model."
-)
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it already holds an anoean model.")
 @_with_csv_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the validation metrics as JSON.")

@@ -101,7 +101,9 @@ def warn_squashed_columns(
     if not found:
         return
     labels = _names(names, X.shape[1])
-    parts = [f"column {labels[j]} (value {v:.6g}, range {r:.3g}x its central 98%)" for j, v, r in found]
+    parts = [
+        f"column {labels[j]} (value {v:.6g}, range {r:.3g}x its central 98%)" for j, v, r in found
+    ]
     warnings.warn(
         f"{kind} scaling squashes {len(found)} column(s) where an extreme value stretches "
         f"the range, so that 98% of the values share less than 1/{SQUASH_RATIO:.0f} of it: "

@@ -33,14 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .datachecks import DataWarning, warn_constant_columns, warn_squashed_columns
-
 from .modelfile import (
     CONFIG_FILE,
     DIGEST_KEY,
+    MAX_JSON_BYTES,
     PIPELINE_FILE,
     PREPROCESSING_FILE,
     WEIGHTS_FILE,
-    MAX_JSON_BYTES,
     ModelFileError,
     check_model_destination,
     read_regular,
@@ -171,8 +170,7 @@ class Pipeline:
         category, and (when ``strict_categories``) a category not seen in fit."""
         pre = self.preprocessor
         cats = {
-            c: (pre.categories_[c] if strict_categories else None)
-            for c in pre.categorical_columns_
+            c: (pre.categories_[c] if strict_categories else None) for c in pre.categorical_columns_
         }
         mask, reasons = find_bad_rows(table, pre.numeric_columns_, cats)
         far, far_reasons = pre.out_of_range_rows(table.select(pre.numeric_columns_))
@@ -435,9 +433,7 @@ def fit_pipeline(
 
 
 # --------------------------------------------------------------------------- persistence
-def save_pipeline(
-    pipe: Pipeline, path: str | os.PathLike[str], *, overwrite: bool = False
-) -> Path:
+def save_pipeline(pipe: Pipeline, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write the model directory (atomically: built beside ``path``, then renamed).
 
     ``path`` must not exist, or be an empty directory, or (with ``overwrite=True``) hold an

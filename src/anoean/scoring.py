@@ -31,7 +31,6 @@ from .tabular import (
     CsvOptions,
     DataError,
     file_format,
-    find_bad_rows,
     iter_batches,
     parquet_schema,
     where,
