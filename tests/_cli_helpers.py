@@ -68,3 +68,24 @@ def write_table(data: dict[str, Any], path: Path) -> Path:
     else:
         pq.write_table(table, path)
     return path
+
+
+#: detector options that keep a CLI fit to seconds
+FAST = ["--param", "max_epochs=2", "--param", "device=cpu", "--quiet"]
+
+
+def run(*args: str | Path) -> Any:
+    """Invoke the CLI in-process; exceptions propagate (a traceback fails the test)."""
+    from click.testing import CliRunner
+
+    from anoean.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def fails(result: Any, *fragments: str) -> None:
+    """Exit status 1 with a one-line 'Error: ...' naming every fragment."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    for f in fragments:
+        assert f in result.output, (f, result.output)

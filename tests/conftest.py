@@ -74,3 +74,31 @@ def fitted(synthetic):
 
     X, y, *_ = synthetic
     return AnoEAN(max_epochs=40, patience=None, random_state=0, device="cpu").fit(X, y)
+
+
+# --------------------------------------------------------------------------- CLI models
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Flow-record tables: train.csv (800 rows), test.parquet and test.csv (300 rows)."""
+    from _cli_helpers import flows, write_table
+
+    d = tmp_path_factory.mktemp("flows")
+    write_table(flows(800, seed=0), d / "train.csv")
+    write_table(flows(300, seed=1), d / "test.parquet")
+    write_table(flows(300, seed=1), d / "test.csv")
+    return d
+
+
+@pytest.fixture(scope="module")
+def model(data_dir: Path) -> Path:
+    """A CLI model directory fitted on ``data_dir / "train.csv"`` (2 epochs)."""
+    from _cli_helpers import FAST, run
+
+    out = data_dir / "model"
+    res = run(
+        "fit", data_dir / "train.csv", "--label-column", "is_attack", "--exclude", "id",
+        "--target-false-alarm", "0.05", "--out", out, *FAST,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "AUC-PR" in res.output and f"wrote {out}" in res.output
+    return out

@@ -13,56 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _cli_helpers import ATOL, RTOL, flows, write_table
-from click.testing import CliRunner
+from _cli_helpers import ATOL, FAST, RTOL, fails, flows, run, write_table
 
-from anoean.cli import main
 from anoean.pipeline import load_pipeline, score_batch
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-FAST = ["--param", "max_epochs=2", "--param", "device=cpu", "--quiet"]
-
-
-def run(*args: str | Path) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def fails(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    """Exit status 1 with a one-line 'Error: ...' naming every fragment."""
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    for f in fragments:
-        assert f in result.output, (f, result.output)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("flows")
-    write_table(flows(800, seed=0), d / "train.csv")
-    write_table(flows(300, seed=1), d / "test.parquet")
-    write_table(flows(300, seed=1), d / "test.csv")
-    return d
-
-
-@pytest.fixture(scope="module")
-def model(data_dir: Path) -> Path:
-    out = data_dir / "model"
-    res = run(
-        "fit",
-        data_dir / "train.csv",
-        "--label-column",
-        "is_attack",
-        "--exclude",
-        "id",
-        "--target-false-alarm",
-        "0.05",
-        "--out",
-        out,
-        *FAST,
-    )
-    assert res.exit_code == 0, res.output
-    assert "AUC-PR" in res.output and f"wrote {out}" in res.output
-    return out
 
 
 def _table(path: Path) -> pa.Table:

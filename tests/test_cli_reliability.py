@@ -15,43 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from _cli_helpers import flows, write_table
-from click.testing import CliRunner
-
-from anoean.cli import main
+from _cli_helpers import FAST, fails, flows, run, write_table
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-FAST = ["--param", "max_epochs=2", "--param", "device=cpu", "--quiet"]
-
-
-def run(*args: str | Path):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def fails(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    for f in fragments:
-        assert f in result.output, (f, result.output)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("flows")
-    write_table(flows(800, seed=0), d / "train.csv")
-    write_table(flows(300, seed=1), d / "test.csv")
-    return d
-
-
-@pytest.fixture(scope="module")
-def model(data_dir: Path) -> Path:
-    out = data_dir / "model"
-    res = run(
-        "fit", data_dir / "train.csv", "--label-column", "is_attack", "--exclude", "id",
-        "--out", out, *FAST,
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
-    return out
 
 
 # --------------------------------------------------------------------------- fit --out

@@ -183,10 +183,15 @@ _label_options = [
 ]
 
 
-def _with_label_options(f: Any) -> Any:
-    for opt in reversed(_label_options):
-        f = opt(f)
-    return f
+def _with(options: list[Any]) -> Any:
+    """A decorator adding each of ``options`` to a command, in the order listed."""
+
+    def add(f: Any) -> Any:
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+
+    return add
 
 
 #: the default of --na-values, as shown in --help (anoean.tabular.DEFAULT_NA_VALUES)
@@ -223,11 +228,8 @@ _csv_options = [
     ),
 ]
 
-
-def _with_csv_options(f: Any) -> Any:
-    for opt in reversed(_csv_options):
-        f = opt(f)
-    return f
+_with_label_options = _with(_label_options)
+_with_csv_options = _with(_csv_options)
 
 
 def _csv(sep: str, encoding: str, na_values: str | None, block_size: int | None) -> Any:
