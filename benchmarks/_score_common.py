@@ -29,7 +29,7 @@ def default_data_home() -> str:
 
 def nsl_kdd_table(data_home: str) -> pa.Table:
     """KDDTrain+ features plus its ``label`` column (``normal`` or the attack name)."""
-    from anoean.datasets import load_nsl_kdd
+    from anoean.data.datasets import load_nsl_kdd
 
     d = load_nsl_kdd(data_home=data_home, subset="train", download=False)
     return d.features.append_column("label", pa.array(d.attack))
@@ -37,7 +37,7 @@ def nsl_kdd_table(data_home: str) -> pa.Table:
 
 def fit_model(table: pa.Table, out: Path, *, rows: int = 20000, epochs: int = 3) -> dict:
     """Fit and save the benchmark model; returns its validation metrics and feature count."""
-    from anoean.pipeline import fit_pipeline, save_pipeline
+    from anoean.serve.pipeline import fit_pipeline, save_pipeline
 
     rng = np.random.default_rng(0)
     sample = table.take(np.sort(rng.choice(table.num_rows, rows, replace=False)))

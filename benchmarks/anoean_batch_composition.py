@@ -1,12 +1,12 @@
 """How the number of anomalies per training batch changes AnoEAN, on validation data only.
 
 AnoEAN's training step takes ``batch_size`` normals and, alongside, a batch of labelled
-anomalies (``anoean.training.EpochBatches``): by default in proportion to their share of the
+anomalies (``anoean.training.loop.EpochBatches``): by default in proportion to their share of the
 training set, at least 16 (20 per 200 normals in the paper's 10% protocol). This script
 refits AnoEAN on one protocol split with other anomaly batch sizes (the anomalies are cycled,
 so a larger batch shows each one more often per epoch) and prints, for each, the best
 validation AUC-PR of early stopping (the paper's in-sample rule) and the cross-fitted
-validation AUC-PR of the kept model (``anoean.gaussian.validation_aucpr``, docs/results.md).
+validation AUC-PR of the kept model (``anoean.core.gaussian.validation_aucpr``, docs/results.md).
 The test part of the split is never touched.
 
 Example (the split of the investigation in docs/results.md)::
@@ -45,11 +45,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    import anoean.models.anoean as mod
-    from anoean.gaussian import validation_aucpr
-    from anoean.models.anoean import AnoEAN
-    from anoean.protocol import make_split
-    from anoean.training import EpochBatches
+    import anoean.models.anoean.detector as mod
+    from anoean.core.gaussian import validation_aucpr
+    from anoean.models.anoean.detector import AnoEAN
+    from anoean.data.protocol import make_split
+    from anoean.training.loop import EpochBatches
 
     split = make_split(args.split, seed=args.seed, **json.loads(args.options))
     rows = []

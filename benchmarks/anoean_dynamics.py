@@ -9,7 +9,7 @@ and anomalies. The last line is ``RESULT {json}`` with the final validation AUC-
 test AUC-PR with ``--test``: look at it only after choosing).
 
 ``--betas`` (for either encoder) and ``--conv-batch-norm`` override the library's defaults
-(``ADAM_BETAS`` and ``CONV_BATCH_NORM`` in :mod:`anoean.models.anoean`), to compare choices
+(``ADAM_BETAS`` and ``CONV_BATCH_NORM`` in :mod:`anoean.models.anoean.detector`), to compare choices
 without editing code.
 
 Example (the "before" configuration on a 3-vs-7 MNIST case, 12 epochs, no early stopping)::
@@ -42,9 +42,9 @@ def main() -> None:
     ap.add_argument("--test", action="store_true", help="also print the test AUC-PR")
     args = ap.parse_args()
 
-    import anoean.models.anoean as am
-    from anoean.metrics import aucpr
-    from anoean.protocol import make_split
+    import anoean.models.anoean.detector as am
+    from anoean.core.metrics import aucpr
+    from anoean.data.protocol import make_split
 
     torch.set_num_threads(args.threads)
     if args.betas is not None:

@@ -1,7 +1,7 @@
 """Fit and scoring cost of the baselines and of AnoEAN on the paper's protocol splits.
 
 For each split (NSL-KDD, and MNIST 1-vs-all with digit 0 normal, both from
-:func:`anoean.protocol.make_split` with seed 0) and each method, on this machine's CPU:
+:func:`anoean.data.protocol.make_split` with seed 0) and each method, on this machine's CPU:
 
 * **train s/epoch**: median wall time of one training epoch (one pass over the training
   normals), *without* per-epoch validation scoring (the validation labels are passed as all
@@ -40,7 +40,7 @@ GANS = ["AnoGAN", "EGBAD", "ALAD"]
 
 
 def load_split(name: str) -> Any:
-    from anoean.protocol import make_split
+    from anoean.data.protocol import make_split
 
     if name == "nsl-kdd":
         return make_split("nsl-kdd", seed=0)
@@ -80,7 +80,7 @@ def score_throughput(model: Any, X: np.ndarray, repeats: int) -> tuple[float, np
 
 
 def run_split(name: str, split: Any, epochs: int, anogan_rows: int) -> dict[str, Any]:
-    from anoean.metrics import aucpr
+    from anoean.core.metrics import aucpr
 
     images = split.X_train.ndim > 2
     y_val_normal = np.zeros_like(split.y_val)  # no per-epoch validation scoring, no stopping

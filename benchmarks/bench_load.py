@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
-from anoean.datasets import load_kdd99
-from anoean.preprocessing import TabularPreprocessor
+from anoean.data.datasets import load_kdd99
+from anoean.data.preprocessing import TabularPreprocessor
 t1 = time.perf_counter()
 data = load_kdd99(data_home=sys.argv[1], subset="train", download=False)
 t2 = time.perf_counter()

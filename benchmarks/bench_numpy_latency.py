@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from anoean.export import NumpyScorer
-    from anoean.pipeline import load_pipeline
+    from anoean.serve.pipeline import load_pipeline
 
     table = nsl_kdd_table(args.data_home)
     tmp = None

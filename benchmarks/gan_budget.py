@@ -45,8 +45,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from anoean.baselines import ALAD, EGBAD, AnoGAN
-    from anoean.metrics import aucpr
-    from anoean.protocol import make_split
+    from anoean.core.metrics import aucpr
+    from anoean.data.protocol import make_split
 
     split = make_split(args.split, seed=args.seed, **json.loads(args.options))
     cls = {"anogan": AnoGAN, "egbad": EGBAD, "alad": ALAD}[args.method]

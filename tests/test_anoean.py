@@ -9,9 +9,9 @@ import pytest
 from scipy.stats import chi2
 
 from anoean import AnoEAN, ModelFileError, load
-from anoean.metrics import evaluate
-from anoean.neural import holdout_split
-from anoean.training import EpochBatches
+from anoean.core.metrics import evaluate
+from anoean.core.splits import holdout_split
+from anoean.training.loop import EpochBatches
 
 
 def test_detects_seen_and_unseen_anomalies(synthetic, fitted):
@@ -142,7 +142,7 @@ def test_load_rejects_tampered_or_damaged_files(tmp_path, fitted):
     (path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFileError, match="content_sha256"):  # the file's own digest
         AnoEAN.load(path)
-    from anoean.modelfile import seal
+    from anoean.core.modelfile import seal
 
     (path / "config.json").write_text(json.dumps(seal(cfg)))  # resealed: the shapes are checked
     with pytest.raises(ModelFileError, match="inconsistent"):
@@ -222,9 +222,9 @@ def test_step_reuses_codes_bit_identically(kind, shape):
 
     import torch
 
-    from anoean.losses import anoean_discriminator_loss, anoean_encoder_loss
-    from anoean.models.anoean import Discriminator, Encoder, make_step
-    from anoean.nn import build
+    from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
+    from anoean.models.anoean.detector import Discriminator, Encoder, make_step
+    from anoean.nn.blocks import build
 
     d, cpu = 4, torch.device("cpu")
     gen = torch.Generator().manual_seed(0)
@@ -292,8 +292,8 @@ def test_conv_save_load_keeps_batch_norm_statistics(tmp_path):
 
 
 def test_in_sample_validation_criterion_is_optimistic_and_cross_fit_is_not():
-    from anoean.gaussian import GaussianScorer, validation_aucpr
-    from anoean.metrics import aucpr
+    from anoean.core.gaussian import GaussianScorer, validation_aucpr
+    from anoean.core.metrics import aucpr
 
     # no signal at all: normals and anomalies from the same N(0, I) in 30 dimensions, with
     # 40 validation normals (the latent-size / normal-count regime of the MNIST runs)
@@ -331,7 +331,7 @@ def _fit_variant_and_default(synthetic, **variant):
 
 
 def test_cross_fit_validation_score_drives_early_stopping_and_selection(synthetic):
-    from anoean.baselines.search import select_hyperparameters
+    from anoean.experiments.search import select_hyperparameters
 
     cf, ins, X, y, tr, va = _fit_variant_and_default(synthetic, validation_score="cross_fit")
     kw = _VARIANT_KW
@@ -358,8 +358,8 @@ def test_cross_fit_validation_score_drives_early_stopping_and_selection(syntheti
 
 
 def test_gaussian_fit_train_estimates_on_training_normals_and_holds_validation_out(synthetic):
-    from anoean.gaussian import GaussianScorer
-    from anoean.metrics import aucpr
+    from anoean.core.gaussian import GaussianScorer
+    from anoean.core.metrics import aucpr
 
     m, _, X, y, tr, va = _fit_variant_and_default(synthetic, gaussian_fit="train")
     kw = _VARIANT_KW

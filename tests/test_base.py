@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from _cli_helpers import blobs, small_anoean
 
-from anoean.datachecks import DataWarning
-from anoean.gaussian import GaussianScorer, mahalanobis_torch
+from anoean.core.datachecks import DataWarning
+from anoean.core.gaussian import GaussianScorer, mahalanobis_torch
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_mahalanobis_is_finite_for_every_finite_code() -> None:
 
 
 def test_predict_never_passes_an_unscorable_row_as_normal(det) -> None:
-    from anoean.base import UnscorableRowsError
+    from anoean.core.detector import UnscorableRowsError
 
     X = np.zeros((6, 5), dtype=np.float32)
     X[3, 4] = np.finfo(np.float32).max  # finite input, overflows the input scaling
@@ -69,7 +69,7 @@ def test_predict_never_passes_an_unscorable_row_as_normal(det) -> None:
 
 def test_numpy_and_onnx_scorers_refuse_or_score_finite(det, tmp_path) -> None:
     from anoean.export import NumpyScorer
-    from anoean.export.engine import load_scorer
+    from anoean.serve.engine import load_scorer
 
     path = det.save(tmp_path / "m")
     sc = NumpyScorer.load(path)

@@ -15,10 +15,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import anoean
 from anoean import baselines
-from anoean.base import ModelFileError
+from anoean.core.detector import ModelFileError
 from anoean.baselines import ALAD, EGBAD, OCSVM, SVM, AnoGAN
-from anoean.baselines.search import GRIDS, grid_configs, select_hyperparameters
-from anoean.metrics import aucpr
+from anoean.experiments.search import GRIDS, grid_configs, select_hyperparameters
+from anoean.core.metrics import aucpr
 
 NAMES = ["OCSVM", "SVM", "AnoGAN", "EGBAD", "ALAD"]
 GANS = ["AnoGAN", "EGBAD", "ALAD"]
@@ -130,7 +130,7 @@ def test_anogan_search_is_batch_invariant_and_lowers_the_loss(tab):
 
 def test_anogan_val_search_iter_only_shortens_the_early_stopping_check(tab, monkeypatch):
     from anoean.baselines import AnoGAN
-    from anoean.baselines.anogan import AnoGAN as _Impl
+    from anoean.models.anogan import AnoGAN as _Impl
 
     X, y = tab.X_train[::4], tab.y_train[::4]
     Xv, yv = tab.X_val[::4], tab.y_val[::4]
@@ -233,8 +233,8 @@ def test_kernel_scores_match_scikit_learn(tab):
 
 
 def test_kernel_fit_paths_agree_and_grid_search_shares_distances(tab, monkeypatch):
-    from anoean.baselines import _kernel
-    from anoean.baselines.search import select_hyperparameters
+    from anoean.models.kernel import base as _kernel
+    from anoean.experiments.search import select_hyperparameters
 
     X, y = _small(tab)
     gram = OCSVM(nu=0.2, gamma=0.05).fit(X, y, X_val=tab.X_val, y_val=tab.y_val)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from _cli_helpers import ATOL, FAST, RTOL, fails, flows, run, write_table
 
-from anoean.pipeline import load_pipeline, score_batch
+from anoean.serve.pipeline import load_pipeline, score_batch
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -152,13 +152,13 @@ def test_score_batch_is_a_pure_function_of_model_dir_and_batch(model: Path, data
     a = score_batch(str(model), batch)
     b = score_batch(model, batch)  # served from the per-process cache
     assert a.equals(b) and a.num_rows == batch.num_rows
-    from anoean.pipeline import get_pipeline
+    from anoean.serve.pipeline import get_pipeline
 
     assert get_pipeline(model) is get_pipeline(str(model))
 
 
 def test_evaluate_prints_the_papers_metrics(model: Path, data_dir: Path) -> None:
-    from anoean.metrics import evaluate
+    from anoean.core.metrics import evaluate
 
     res = run("evaluate", model, data_dir / "test.parquet", "--json")
     assert res.exit_code == 0, res.output
@@ -305,7 +305,7 @@ def test_label_values_outside_the_set_need_a_mapping(tmp_path: Path) -> None:
 
 
 def test_anomaly_value_maps_the_rest_to_normal(tmp_path: Path) -> None:
-    from anoean.tabular import parse_labels
+    from anoean.data.tables import parse_labels
 
     col = pa.array(["ok", "attack", "ok", "ATTACK "])
     assert parse_labels(col, anomaly_values=["attack"]).tolist() == [0, 1, 0, 1]

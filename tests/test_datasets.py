@@ -1,4 +1,4 @@
-"""Tests of anoean.datasets: real-file figures, the downloader, and parse errors."""
+"""Tests of anoean.data.datasets: real-file figures, the downloader, and parse errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from _data_helpers import KDD99_LINE, MNIST_FILES, NSL_LINE, require_files, serve
 
-from anoean.datasets import (
+from anoean.data.datasets import (
     ATTACK_TO_FAMILY,
     FILES,
     KDD_COLUMNS,
@@ -27,7 +27,7 @@ from anoean.datasets import (
     load_nsl_kdd,
     verify,
 )
-from anoean.preprocessing import TabularPreprocessor
+from anoean.data.preprocessing import TabularPreprocessor
 
 KDD_CAT = ["protocol_type", "service", "flag"]
 

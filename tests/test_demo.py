@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import REPO
 
 from anoean.cli import main
-from anoean.demo import digits_split
+from anoean.experiments.demo import digits_split
 
 
 def test_digits_split_has_unseen_digits():

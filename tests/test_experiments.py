@@ -10,7 +10,7 @@ from _data_helpers import MNIST_FILES, require_files
 
 from anoean.experiments import plan_runs, reproduce
 from anoean.experiments.methods import method_spec
-from anoean.experiments.report import write_report
+from anoean.experiments.tables import write_report
 from anoean.experiments.runner import RUNS_FILE, cases, nvm_normal_digits, read_runs
 
 
@@ -136,7 +136,7 @@ def test_report_from_records(tmp_path):
 
 
 def test_report_marks_reduced_budget_and_unequal_seeds(tmp_path):
-    from anoean.experiments.report import BUDGET_NOTE
+    from anoean.experiments.tables import BUDGET_NOTE
 
     recs = [_fake("mnist-nvm", f"n{n}", "anoean", s, 0.9) for n in (1, 2) for s in range(3)]
     for n in (1, 2):

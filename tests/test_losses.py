@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from anoean.losses import anoean_discriminator_loss, anoean_encoder_loss
+from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
 
 
 def sig(v: float) -> float:

@@ -1,4 +1,4 @@
-"""Tests of anoean.metrics against hand-computed values and scikit-learn."""
+"""Tests of anoean.core.metrics against hand-computed values and scikit-learn."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
-from anoean.metrics import aucpr, auroc, best_f1, evaluate
+from anoean.core.metrics import aucpr, auroc, best_f1, evaluate
 
 KEYS = {"aucpr", "best_f1", "false_alarm", "recall", "auroc"}
 

@@ -16,7 +16,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from anoean import load
-from anoean.modelfile import (
+from anoean.core.modelfile import (
     CONFIG_FILE,
     DIGEST_KEY,
     WEIGHTS_FILE,
@@ -97,7 +97,7 @@ def test_replacing_a_model_needs_overwrite_and_keeps_foreign_files(
 def test_failed_save_leaves_the_destination_untouched(det, tmp_path: Path, monkeypatch) -> None:
     p = det.save(tmp_path / "m")
     before = {n: (p / n).read_bytes() for n in os.listdir(p)}
-    import anoean.modelfile as mf
+    import anoean.core.modelfile as mf
 
     def boom(*a, **k):
         raise OSError("disk full")
@@ -236,7 +236,7 @@ def saved_pipeline(tmp_path_factory):
     import pyarrow as pa
     from _cli_helpers import flows
 
-    from anoean.pipeline import fit_pipeline, save_pipeline
+    from anoean.serve.pipeline import fit_pipeline, save_pipeline
 
     data = flows(300, seed=0)
     table = pa.table({k: np.asarray(v).tolist() for k, v in data.items()})
@@ -257,7 +257,7 @@ def test_fuzzed_pipeline_directory_is_refused_or_identical(
     saved_pipeline, tmp_path_factory, data
 ) -> None:
     """As above for the four files of a model directory written by ``anoean fit``."""
-    from anoean.pipeline import load_pipeline
+    from anoean.serve.pipeline import load_pipeline
 
     path, test, ref, threshold = saved_pipeline
     dst = tmp_path_factory.mktemp("case") / "model"

@@ -1,4 +1,4 @@
-"""Tests of anoean.preprocessing.TabularPreprocessor."""
+"""Tests of anoean.data.preprocessing.TabularPreprocessor."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anoean.preprocessing import TabularPreprocessor, as_table
+from anoean.data.preprocessing import TabularPreprocessor, as_table
 
 
 def _train():

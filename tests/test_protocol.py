@@ -1,4 +1,4 @@
-"""Tests of anoean.protocol: sizes, composition, disjointness, determinism, provenance."""
+"""Tests of anoean.data.protocol: sizes, composition, disjointness, determinism, provenance."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from _data_helpers import MNIST_FILES, require_files
 
-from anoean.datasets import attack_family, load_kdd99, load_mnist, load_nsl_kdd
-from anoean.protocol import Split, make_split, make_split_from
+from anoean.data.datasets import attack_family, load_kdd99, load_mnist, load_nsl_kdd
+from anoean.data.protocol import Split, make_split, make_split_from
 
 
 @pytest.fixture(scope="module")

@@ -107,7 +107,7 @@ def test_report_metrics_match_evaluate(report_model: tuple[Path, Path]) -> None:
 def test_pca_matches_scikit_learn() -> None:
     from sklearn.decomposition import PCA
 
-    from anoean.report import pca_2d
+    from anoean.serve.report import pca_2d
 
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6))
@@ -121,8 +121,8 @@ def test_pca_matches_scikit_learn() -> None:
 def test_detector_without_latent_space_or_history_gets_notes(
     report_model: tuple[Path, Path],
 ) -> None:
-    from anoean.pipeline import load_pipeline
-    from anoean.report import build_report
+    from anoean.serve.pipeline import load_pipeline
+    from anoean.serve.report import build_report
 
     d, _ = report_model
     pipe = load_pipeline(d / "model")

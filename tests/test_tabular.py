@@ -1,5 +1,5 @@
 """Bad table files: every problem is a one-line DataError naming the file, the line, the
-column and the option that fixes it (anoean.tabular)."""
+column and the option that fixes it (anoean.data.tables)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from anoean.tabular import (
+from anoean.data.tables import (
     DEFAULT_NA_VALUES,
     CsvOptions,
     DataError,

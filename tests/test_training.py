@@ -14,11 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-import anoean.models.anoean as anoean_module
+import anoean.models.anoean.detector as anoean_module
 from anoean import AnoEAN, load
 from anoean.baselines import EGBAD
-from anoean.baselines._gan import GANDetector
-from anoean.training import (
+from anoean.models.gan import GANDetector
+from anoean.training.loop import (
     EpochBatches,
     TrainingDivergedError,
     TrainingDivergedWarning,

@@ -9,24 +9,24 @@ __version__ = "0.1.0"
 __all__ = ["AnoEAN", "BaseDetector", "ModelFileError", "load", "__version__"]
 
 if TYPE_CHECKING:
-    from .base import BaseDetector, load
-    from .modelfile import ModelFileError
-    from .models.anoean import AnoEAN
+    from anoean.core.detector import BaseDetector, load
+    from anoean.core.modelfile import ModelFileError
+    from anoean.models.anoean.detector import AnoEAN
 
 
 def __getattr__(name: str) -> Any:
     # Lazy (PEP 562): ``import anoean.export`` must not pull in torch or scikit-learn, so
     # that the numpy-only scorer stays light for embedded use.
     if name == "AnoEAN":
-        from .models.anoean import AnoEAN
+        from anoean.models.anoean.detector import AnoEAN
 
         return AnoEAN
     if name in ("BaseDetector", "load"):
-        from . import base
+        from anoean.core import detector
 
-        return getattr(base, name)
+        return getattr(detector, name)
     if name == "ModelFileError":
-        from .modelfile import ModelFileError
+        from anoean.core.modelfile import ModelFileError
 
         return ModelFileError
     raise AttributeError(f"module 'anoean' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from .cli import main
+from anoean.cli import main
 
 main()

@@ -1,7 +1,7 @@
 """Command-line interface: a thin shell over the library (one verb per library entry point).
 
-``fit``, ``score``, ``evaluate``, ``export`` and ``report`` call :mod:`anoean.pipeline`,
-:mod:`anoean.export` and :mod:`anoean.report`; this module only parses options, prints, and
+``fit``, ``score``, ``evaluate``, ``export`` and ``report`` call :mod:`anoean.serve.pipeline`,
+:mod:`anoean.export` and :mod:`anoean.serve.report`; this module only parses options, prints, and
 turns errors into a one-line message and exit status 1.
 """
 
@@ -60,8 +60,8 @@ def _exit_cleanly_on_signals() -> None:
 def _errors(ctx: click.Context) -> Iterator[None]:
     """Bad input -> ``error: <message>`` on stderr and exit status 1 (a traceback with -vv);
     warnings -> ``warning: <message>`` on stderr as they happen."""
-    from .modelfile import ModelFileError
-    from .tabular import DataError
+    from anoean.core.modelfile import ModelFileError
+    from anoean.data.tables import DataError
 
     def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
         click.echo(f"warning: {message}", err=True)
@@ -150,7 +150,7 @@ def _metrics_table(methods: dict[str, dict[str, float]]) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo(normal: int, seed: int, max_epochs: int, as_json: bool, quiet: bool) -> None:
     """AnoEAN vs a one-class SVM on scikit-learn's bundled digits (no download)."""
-    from .demo import run_demo
+    from anoean.experiments.demo import run_demo
 
     res = run_demo(normal, seed=seed, max_epochs=max_epochs, verbose=0 if quiet else 1)
     if as_json:
@@ -194,7 +194,7 @@ def _with(options: list[Any]) -> Any:
     return add
 
 
-#: the default of --na-values, as shown in --help (anoean.tabular.DEFAULT_NA_VALUES)
+#: the default of --na-values, as shown in --help (anoean.data.tables.DEFAULT_NA_VALUES)
 _NA_HELP = "?,-,--,n/a,N/A,NA,na,#N/A,null,NULL,None,none,<NA>"
 
 _csv_options = [
@@ -233,7 +233,7 @@ _with_csv_options = _with(_csv_options)
 
 
 def _csv(sep: str, encoding: str, na_values: str | None, block_size: int | None) -> Any:
-    from .tabular import DEFAULT_NA_VALUES, CsvOptions
+    from anoean.data.tables import DEFAULT_NA_VALUES, CsvOptions
 
     if sep.lower() in ("tab", "\\t"):
         sep = "\t"
@@ -331,9 +331,9 @@ def fit(
     as_json: bool,
 ) -> None:
     """Fit preprocessing and a detector on DATA (.csv or .parquet) and write a model directory."""
-    from .modelfile import check_model_destination
-    from .pipeline import fit_pipeline, save_pipeline
-    from .tabular import file_format, read_table
+    from anoean.core.modelfile import check_model_destination
+    from anoean.serve.pipeline import fit_pipeline, save_pipeline
+    from anoean.data.tables import file_format, read_table
 
     with _errors(ctx):
         kwargs = _parse_params(params)
@@ -388,7 +388,7 @@ def fit(
 @main.command()
 def methods() -> None:
     """List the detectors available to 'fit --method'."""
-    from .pipeline import available_methods
+    from anoean.serve.pipeline import available_methods
 
     for name, cls in available_methods().items():
         click.echo(f"{name:<12} {cls.__module__}.{cls.__name__}")
@@ -430,7 +430,7 @@ def methods() -> None:
 @click.option(
     "--batch-rows",
     type=click.IntRange(1),
-    default=32768,  # anoean.tabular.DEFAULT_BATCH_ROWS (not imported: keeps --help fast)
+    default=32768,  # anoean.data.tables.DEFAULT_BATCH_ROWS (not imported: keeps --help fast)
     show_default=True,
     help="Rows per streamed batch (bounds memory).",
 )
@@ -455,9 +455,9 @@ def score(
     as_json: bool,
 ) -> None:
     """Score every row of DATA with MODEL, streaming in bounded memory."""
-    from .pipeline import load_pipeline, score_file
-    from .scoring import check_output
-    from .tabular import file_format, where
+    from anoean.serve.pipeline import load_pipeline, score_file
+    from anoean.serve.scoring import check_output
+    from anoean.data.tables import file_format, where
 
     with _errors(ctx):
         csv = _csv(sep, encoding, na_values, block_size)
@@ -517,8 +517,8 @@ def evaluate(
     as_json: bool,
 ) -> None:
     """The paper's metrics of MODEL on labelled DATA."""
-    from .pipeline import evaluate_table, load_pipeline
-    from .tabular import file_format, read_table
+    from anoean.serve.pipeline import evaluate_table, load_pipeline
+    from anoean.data.tables import file_format, read_table
 
     with _errors(ctx):
         pipe = load_pipeline(model)
@@ -554,7 +554,7 @@ def evaluate(
 @click.pass_context
 def export(ctx: click.Context, model: Path, onnx_path: Path) -> None:
     """Export MODEL's encoder and Mahalanobis distance as one ONNX graph."""
-    from .export import export_onnx
+    from anoean.export import export_onnx
 
     with _errors(ctx):
         path = export_onnx(model, onnx_path)
@@ -590,9 +590,9 @@ def report(
     block_size: int | None,
 ) -> None:
     """A self-contained HTML report of MODEL on labelled DATA."""
-    from .pipeline import load_pipeline
-    from .report import write_report
-    from .tabular import file_format, read_table
+    from anoean.serve.pipeline import load_pipeline
+    from anoean.serve.report import write_report
+    from anoean.data.tables import file_format, read_table
 
     with _errors(ctx):
         pipe = load_pipeline(model)
@@ -658,7 +658,7 @@ def reproduce(
     quiet: bool,
 ) -> None:
     """Regenerate the paper's tables and figures; resumes from OUT/runs.jsonl."""
-    from .experiments import reproduce as run
+    from anoean.experiments import reproduce as run
 
     with _errors(ctx):
         summary = run(

@@ -1,19 +1,6 @@
-"""The public datasets used by the paper: NSL-KDD, KDD Cup 99 and MNIST.
+"""The paper's public datasets (public path; they live in :mod:`anoean.data.datasets`)."""
 
-Files are looked up in a data home (see :func:`get_data_home`), each dataset in its own
-sub-folder (``nsl-kdd/``, ``kddcup99/``, ``mnist/``), plain or gzip-compressed. A missing file
-is downloaded from a public URL and verified against the SHA-256 recorded in this package.
-"""
-
-from ._download import (
-    ChecksumError,
-    DatasetNotFoundError,
-    fetch,
-    find_file,
-    get_data_home,
-    verify,
-)
-from ._registry import (
+from anoean.data.datasets import (  # noqa: F401
     ATTACK_FAMILIES,
     ATTACK_TO_FAMILY,
     FAMILIES,
@@ -21,30 +8,18 @@ from ._registry import (
     KDD_CATEGORICAL,
     KDD_COLUMNS,
     SUBSETS,
+    ChecksumError,
+    DatasetNotFoundError,
+    KDDData,
+    MNISTData,
     RemoteFile,
+    attack_family,
+    fetch,
+    find_file,
+    get_data_home,
+    load_kdd99,
+    load_mnist,
+    load_nsl_kdd,
+    verify,
 )
-from .kdd import KDDData, attack_family, load_kdd99, load_nsl_kdd
-from .mnist import MNISTData, load_mnist
-
-__all__ = [
-    "ATTACK_FAMILIES",
-    "ATTACK_TO_FAMILY",
-    "FAMILIES",
-    "FILES",
-    "KDD_CATEGORICAL",
-    "KDD_COLUMNS",
-    "SUBSETS",
-    "ChecksumError",
-    "DatasetNotFoundError",
-    "KDDData",
-    "MNISTData",
-    "RemoteFile",
-    "attack_family",
-    "fetch",
-    "find_file",
-    "get_data_home",
-    "load_kdd99",
-    "load_mnist",
-    "load_nsl_kdd",
-    "verify",
-]
+from anoean.data.datasets import __all__ as __all__

@@ -7,6 +7,6 @@
   (:mod:`.reference`).
 """
 
-from .runner import Run, plan_runs, reproduce, run_one
+from anoean.experiments.runner import Run, plan_runs, reproduce, run_one
 
 __all__ = ["Run", "plan_runs", "reproduce", "run_one"]

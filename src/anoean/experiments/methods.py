@@ -11,28 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-#: method name -> (module, class name)
-_CLASSES = {
-    "anoean": ("anoean.models.anoean", "AnoEAN"),
-    "ocsvm": ("anoean.baselines", "OCSVM"),
-    "svm": ("anoean.baselines", "SVM"),
-    "anogan": ("anoean.baselines", "AnoGAN"),
-    "egbad": ("anoean.baselines", "EGBAD"),
-    "alad": ("anoean.baselines", "ALAD"),
-}
+from anoean.core.registry import METHODS as _REGISTRY
 
-#: display names, in the paper's order
-DISPLAY = {
-    "ocsvm": "OCSVM",
-    "svm": "SVM",
-    "anogan": "AnoGAN",
-    "egbad": "EGBAD",
-    "alad": "ALAD",
-    "anoean": "AnoEAN",
-}
+#: display names, in the paper's order (from the registry)
+DISPLAY = {name: m.display for name, m in _REGISTRY.items()}
 
 METHODS = tuple(DISPLAY)
-NEURAL = {"anoean", "anogan", "egbad", "alad"}
+NEURAL = {name for name, m in _REGISTRY.items() if m.neural}
 GANS = ("anogan", "egbad", "alad")
 
 #: budgets of the GAN baselines in full-mode image runs ("reduced" is the default)
@@ -57,14 +42,11 @@ class MethodSpec:
     budget: str | None = None
 
     def estimator_class(self) -> type:
-        import importlib
-
-        module, cls = _CLASSES[self.name]
-        return getattr(importlib.import_module(module), cls)
+        return _REGISTRY[self.name].load_class()
 
     def configs(self) -> Iterator[dict[str, Any]]:
         """Every full configuration (fixed settings plus one point of the grid)."""
-        from ..baselines.search import grid_configs
+        from anoean.experiments.search import grid_configs
 
         for cfg in grid_configs(self.grid):
             yield {**self.fixed, **cfg}
@@ -86,13 +68,13 @@ def method_spec(
     ``"reduced"`` (:data:`REDUCED_IMAGE_GAN`) or ``"original"`` (the learning-rate grid, 30
     epochs and AnoGAN's 100-step search; hours per run on a CPU).
     """
-    if name not in _CLASSES:
+    if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
     check_image_gan_budget(image_gan_budget)
     budget = image_gan_budget if (images and not quick and name in GANS) else None
     fixed: dict[str, Any] = {}
     if name in NEURAL:
-        arch_key = "encoder" if name == "anoean" else "network"
+        arch_key = str(_REGISTRY[name].arch_param)
         fixed[arch_key] = "conv" if images else "mlp"
         fixed["device"] = "cpu"
         if quick:
@@ -112,7 +94,7 @@ def method_spec(
             fixed["val_search_iter"] = fixed["n_search_iter"] // 10
     grid: dict[str, list[Any]] = {}
     if not quick:
-        grid = _full_grid(name)
+        grid = {k: list(v) for k, v in _REGISTRY[name].grid.items()}
     if budget == "reduced":
         grid = {}
         fixed.update(REDUCED_IMAGE_GAN)
@@ -120,14 +102,3 @@ def method_spec(
             fixed["n_search_iter"] = REDUCED_ANOGAN_SEARCH
             fixed["val_search_iter"] = REDUCED_ANOGAN_SEARCH // 10
     return MethodSpec(name=name, grid=grid, fixed=fixed, budget=budget)
-
-
-def _full_grid(name: str) -> dict[str, list[Any]]:
-    if name == "anoean":
-        return {"latent_dim": [8, 16, 32]}
-    try:
-        from ..baselines import search
-    except ImportError:  # pragma: no cover - baselines not installed
-        return {}
-    grids = getattr(search, "GRIDS", {})
-    return dict(grids.get(name, {}))

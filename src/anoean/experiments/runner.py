@@ -1,6 +1,6 @@
 """Run the paper's experiments: one JSON line per (experiment, case, method, seed).
 
-Each run draws its split with :func:`anoean.protocol.make_split`, fits every configuration of
+Each run draws its split with :func:`anoean.data.protocol.make_split`, fits every configuration of
 the method's grid on the training part, keeps the one with the best validation AUC-PR (as the
 paper did), scores the test part and appends a record to ``runs.jsonl``: config, seed, split
 description, metrics, timings, versions and git commit. Runs already in the file are skipped,
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .methods import GANS, METHODS, check_image_gan_budget, method_spec
+from anoean.experiments.methods import GANS, METHODS, check_image_gan_budget, method_spec
 
 logger = logging.getLogger("anoean")
 
@@ -95,7 +95,7 @@ def _anomaly_groups(split: Any) -> np.ndarray:
     y, c = split.y_test, split.c_test
     groups = np.full(y.shape[0], "normal", dtype=object)
     if split.name in ("nsl-kdd", "kdd99"):
-        from ..datasets.kdd import attack_family
+        from anoean.data.datasets.kdd import attack_family
 
         classes = np.asarray(attack_family(c[y == 1]), dtype=object)
     else:
@@ -109,7 +109,7 @@ def metrics_by_group(split: Any, scores: np.ndarray) -> dict[str, Any]:
     """The metrics on the test normals plus only the seen, or only the unseen, anomalies:
     how well each kind of anomaly is detected. A group without test anomalies is left out;
     ``n_anomalies`` gives each group's size (AUC-PR depends on it; AUROC does not)."""
-    from ..metrics import evaluate
+    from anoean.core.metrics import evaluate
 
     groups = _anomaly_groups(split)
     normal = groups == "normal"
@@ -152,10 +152,10 @@ def run_one(
     run: Run, *, quick: bool, data_home: str | None = None, image_gan_budget: str = "reduced"
 ) -> dict[str, Any]:
     """Do one run and return its JSON record (nothing is written here)."""
-    from .._utils import versions
-    from ..baselines.search import select_hyperparameters
-    from ..metrics import evaluate
-    from ..protocol import make_split
+    from anoean.core.runtime import versions
+    from anoean.experiments.search import select_hyperparameters
+    from anoean.core.metrics import evaluate
+    from anoean.data.protocol import make_split
 
     t_start = time.perf_counter()
     split = make_split(run.split_name, seed=run.seed, data_home=data_home, **run.options)
@@ -331,7 +331,7 @@ def reproduce(
         "out": str(out),
     }
     if write_report:
-        from .report import write_report as _write
+        from anoean.experiments.tables import write_report as _write
 
         summary["written"] = [str(p) for p in _write(out)]
     return summary

@@ -3,7 +3,7 @@
 * :class:`NumpyScorer`: a(x) with numpy only (no torch, no scikit-learn), for embedded use.
 * :func:`export_onnx`: one ONNX graph, encoder plus Mahalanobis distance (needs ``onnx``).
 
-Both take *preprocessed* feature vectors; :mod:`anoean.pipeline` applies the saved
+Both take *preprocessed* feature vectors; :mod:`anoean.serve.pipeline` applies the saved
 preprocessing to raw table rows first.
 """
 
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .numpy_scorer import NumpyScorer
+from anoean.serve.numpy_scorer import NumpyScorer
 
 __all__ = ["NumpyScorer", "export_onnx"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "export_onnx":  # lazily: it imports onnx
-        from .onnx_export import export_onnx
+        from anoean.serve.onnx import export_onnx
 
         return export_onnx
     raise AttributeError(f"module 'anoean.export' has no attribute {name!r}")

@@ -1,0 +1,6 @@
+"""Plain ``torch.nn`` building blocks: no optimiser, file or numpy array in sight.
+
+* :mod:`.blocks`: the MLP, the conv encoder, input scaling, seeded construction;
+* :mod:`.gan`: the GAN baselines' generators, encoders and discriminators;
+* :mod:`.losses`: AnoEAN's losses.
+"""

@@ -1,0 +1,254 @@
+"""Score a saved AnoEAN with numpy alone: no torch, no scikit-learn.
+
+The score is the paper's a(x) = ||(E(x) - mu) W||_2, where E is the encoder (its input
+scaling layer ``Standardize``, then the MLP with LeakyReLU(0.2) between linear layers) and
+``W`` the whitening matrix stored with the model (see :mod:`anoean.core.gaussian`). The weights are
+read with ``safetensors.numpy`` after the same checks as :func:`anoean.load` (format,
+SHA-256 of the weights, every shape), so a damaged or tampered model is refused with a
+:class:`~anoean.core.modelfile.ModelFileError`.
+
+The encoder runs in float32, like the torch model, and the distance in float64, also like
+it (so that finite codes always give a finite score; see :mod:`anoean.core.gaussian`): the
+scores agree with :meth:`anoean.AnoEAN.anomaly_score` to float32 round-off (see
+``tests/test_export.py``). A row whose code is not finite (an input so large that the
+encoder overflows) is refused with a ``ValueError`` naming the row and the column: a NaN
+score would pass as normal.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from anoean.core.modelfile import ModelFileError, read_model_dir
+
+#: LeakyReLU slope of the encoder (anoean.nn.blocks.MLP's default activation)
+NEGATIVE_SLOPE = 0.2
+
+
+class NumpyScorer:
+    """The anomaly score of an AnoEAN model with an MLP encoder, in numpy.
+
+    Parameters
+    ----------
+    shift, scale : ndarray of shape (p,)
+        The encoder's input scaling: ``(x - shift) / scale``.
+    layers : list of (weight, bias)
+        The MLP's linear layers, weight of shape (out, in) as in torch.
+    mu : ndarray of shape (d,)
+        Mean of the encoded validation normals.
+    whiten : ndarray of shape (d, d)
+        Whitening matrix of their covariance.
+    threshold : float, optional
+        The model's decision threshold on the score.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sc = NumpyScorer(shift=np.zeros(2), scale=np.ones(2),
+    ...                  layers=[(np.eye(2), np.zeros(2))], mu=np.zeros(2), whiten=np.eye(2))
+    >>> sc.score(np.array([[3.0, 4.0]]))
+    array([5.])
+    """
+
+    def __init__(
+        self,
+        *,
+        shift: np.ndarray,
+        scale: np.ndarray,
+        layers: list[tuple[np.ndarray, np.ndarray]],
+        mu: np.ndarray,
+        whiten: np.ndarray,
+        threshold: float | None = None,
+        feature_names: list[str] | None = None,
+    ) -> None:
+        f32 = np.float32
+        self.shift = np.ascontiguousarray(shift, dtype=f32).reshape(-1)
+        self.scale = np.ascontiguousarray(scale, dtype=f32).reshape(-1)
+        if not layers:
+            raise ValueError("the encoder needs at least one linear layer")
+        # stored transposed, (in, out), so a batch is one row-major product per layer
+        self._wt = [np.ascontiguousarray(np.asarray(w, dtype=f32).T) for w, _ in layers]
+        self._b = [np.ascontiguousarray(b, dtype=f32).reshape(-1) for _, b in layers]
+        self.mu = np.ascontiguousarray(mu, dtype=np.float64).reshape(-1)
+        self.whiten = np.ascontiguousarray(whiten, dtype=np.float64)
+        self.threshold = None if threshold is None else float(threshold)
+        self.feature_names = feature_names
+        p = self.shift.shape[0]
+        if self.scale.shape != (p,):
+            raise ValueError(f"shift has {p} entries but scale has {self.scale.shape[0]}")
+        width = p
+        for i, (wt, b) in enumerate(zip(self._wt, self._b, strict=True)):
+            if wt.ndim != 2 or wt.shape[0] != width or b.shape != (wt.shape[1],):
+                raise ValueError(
+                    f"linear layer {i} has weight {wt.T.shape} and bias {b.shape}, which do not "
+                    f"follow a layer of width {width}"
+                )
+            width = wt.shape[1]
+        if self.mu.shape != (width,) or self.whiten.shape != (width, width):
+            raise ValueError(
+                f"mu {self.mu.shape} and whiten {self.whiten.shape} do not match the "
+                f"latent dimension {width}"
+            )
+        self.n_features_in_ = p
+        self.latent_dim = width
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NumpyScorer:
+        """Read a model directory written by ``AnoEAN.save`` (or ``anoean fit``).
+
+        Raises
+        ------
+        ModelFileError
+            The directory is damaged or tampered with, is not an AnoEAN model, or uses the
+            conv encoder (export that one to ONNX instead).
+        """
+        config, arrays = read_model_dir(path)
+        return cls.from_arrays(config, arrays, source=str(path))
+
+    @classmethod
+    def from_arrays(
+        cls, config: dict[str, Any], arrays: dict[str, np.ndarray], *, source: str = "model"
+    ) -> NumpyScorer:
+        """Build from a verified (config, arrays) pair as returned by ``read_model_dir``."""
+        if config.get("class") != "AnoEAN":
+            raise ModelFileError(
+                f"{source} holds a model of class {config.get('class')}; NumpyScorer scores "
+                "AnoEAN models only"
+            )
+        params, state = config.get("params", {}), config.get("state", {})
+        if params.get("encoder", "mlp") != "mlp":
+            raise ModelFileError(
+                f"{source} uses encoder={params.get('encoder')!r}; NumpyScorer supports the MLP "
+                "encoder only. Export the model to ONNX (anoean export --onnx) to score it "
+                "without torch."
+            )
+        try:
+            n_layers = 0
+            while f"encoder.body.{2 * n_layers}.weight" in arrays:
+                n_layers += 1
+            layers = [
+                (arrays[f"encoder.body.{2 * i}.weight"], arrays[f"encoder.body.{2 * i}.bias"])
+                for i in range(n_layers)
+            ]
+            names = state.get("feature_names_in_")
+            return cls(
+                shift=arrays["encoder.scaler.shift"],
+                scale=arrays["encoder.scaler.scale"],
+                layers=layers,
+                mu=arrays["gaussian.mu"],
+                whiten=arrays["gaussian.whiten"],
+                threshold=state.get("threshold_"),
+                feature_names=None if names is None else [str(n) for n in names],
+            )
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise ModelFileError(f"{source}: model weights are inconsistent: {exc}") from exc
+
+    # ------------------------------------------------------------------ scoring
+    def _check(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 1:
+            X = X[None, :]
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"expected rows of {self.n_features_in_} features; got shape {X.shape}"
+            )
+        if not np.isfinite(X).all():
+            i, j = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
+            name = self.feature_names[j] if self.feature_names else f"column {j}"
+            raise ValueError(f"X has a non-finite value {X[i, j]!r} at row {i}, {name}")
+        return X
+
+    def encode(self, X: Any) -> np.ndarray:
+        """The latent codes E(x), shape (n, d), float32 (not finite for a row so large that
+        the encoder overflows; :meth:`score` refuses those)."""
+        X = self._check(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked by score
+            h = (X - self.shift) / self.scale
+            last = len(self._wt) - 1
+            for i, (wt, b) in enumerate(zip(self._wt, self._b, strict=True)):
+                h = h @ wt
+                h += b
+                if i < last:
+                    # LeakyReLU(0.2): max(h, 0.2 h) for a slope in (0, 1)
+                    np.maximum(h, NEGATIVE_SLOPE * h, out=h)
+        return h
+
+    def _unchecked_score(self, X: Any) -> np.ndarray:
+        """:meth:`score` without its finiteness check (non-finite where a code overflowed)."""
+        w = self.encode(X).astype(np.float64)
+        w -= self.mu
+        w = w @ self.whiten
+        return np.sqrt(np.einsum("ij,ij->i", w, w))
+
+    def explain_unscorable(self, x: np.ndarray) -> str:
+        """Why row ``x`` gets no finite score: its largest input after the input scaling."""
+        flat = np.asarray(x, dtype=np.float64).reshape(-1)
+        with np.errstate(all="ignore"):
+            z = (flat - self.shift) / self.scale
+        j = int(np.argmax(np.where(np.isfinite(z), np.abs(z), np.inf)))
+        name = repr(self.feature_names[j]) if self.feature_names else str(j)
+        return (
+            f"column {name} holds {flat[j]:.6g} ({z[j]:.4g} after the model's input scaling), "
+            "too large for the model's float32 arithmetic: its score is not finite"
+        )
+
+    def score(self, X: Any) -> np.ndarray:
+        """a(x) for each row of X (n, p), or for one row given as a 1-D array; float64.
+
+        Raises
+        ------
+        ValueError
+            A non-finite input, or a row whose code is not finite (named by row and column).
+        """
+        s = self._unchecked_score(X)  # checks X (encode)
+        bad = ~np.isfinite(s)
+        if bad.any():
+            X = self._check(X)  # error path: the rows as scored
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"X: row {i} cannot be scored: {self.explain_unscorable(X[i])} "
+                f"({int(bad.sum())} such row(s) in all)"
+            )
+        return s
+
+    __call__ = score
+
+    def score_one(self, x: Any) -> float:
+        """a(x) of one row (p,) as a Python float: the low-latency path for single events.
+
+        Same arithmetic as :meth:`score`, with fewer numpy calls (one sum checks that every
+        feature is finite).
+        """
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape != (self.n_features_in_,):
+            raise ValueError(f"expected one row of {self.n_features_in_} features; got {x.shape}")
+        if not math.isfinite(x.sum()):
+            self._check(x)  # raises, naming the bad feature (a mere overflow passes)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: checked below
+            h = (x - self.shift) / self.scale
+            last = len(self._wt) - 1
+            for i, wt in enumerate(self._wt):
+                h = h @ wt
+                h += self._b[i]
+                if i < last:
+                    h = np.maximum(h, NEGATIVE_SLOPE * h)
+            w = (h.astype(np.float64) - self.mu) @ self.whiten
+            s = float(np.sqrt(w @ w))
+        if not math.isfinite(s):
+            raise ValueError(f"x cannot be scored: {self.explain_unscorable(x)}")
+        return s
+
+    def predict(self, X: Any) -> np.ndarray:
+        """True where the score exceeds the model's threshold (an alarm)."""
+        if self.threshold is None:
+            raise ValueError("this scorer has no threshold")
+        return self.score(X) > self.threshold
+
+    def __repr__(self) -> str:
+        widths = [self.n_features_in_, *(wt.shape[1] for wt in self._wt)]
+        return f"NumpyScorer(mlp={'-'.join(map(str, widths))}, threshold={self.threshold})"

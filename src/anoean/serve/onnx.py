@@ -1,0 +1,213 @@
+"""ONNX export: the encoder and the Mahalanobis distance in one graph.
+
+The graph takes preprocessed feature vectors ``x`` (float32, shape ``[n, p]``, any n) and
+returns ``anomaly_score`` (float64, shape ``[n]``), the paper's a(x) = ||(E(x) - mu) W||_2;
+the encoder runs in float32 and the distance in float64, so that finite codes always give a
+finite score (:mod:`anoean.core.gaussian`).
+The model's threshold, feature names and anoean version are stored in the model's
+``metadata_props``.
+
+* The MLP encoder is written node by node with ``onnx.helper`` straight from the saved
+  weights (no torch exporter involved): Sub/Div for the input scaling, Gemm and
+  LeakyRelu(0.2) for the MLP, then Sub, MatMul, Mul, ReduceSum and Sqrt for the distance.
+* The conv encoder goes through ``torch.onnx.export`` (the TorchScript-based exporter,
+  ``dynamo=False``: the newer exporter needs the extra package ``onnxscript``).
+
+Opset 17 (IR version 8) is used: every operator above is defined there, onnxruntime has
+supported it since 1.11, and onnxruntime 1.32 (the version we test with) runs it natively,
+so the file also loads on older runtimes found on embedded devices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anoean.core.modelfile import ModelFileError, read_model_dir
+from anoean.serve.numpy_scorer import NEGATIVE_SLOPE, NumpyScorer
+
+OPSET = 17
+IR_VERSION = 8
+INPUT_NAME = "x"
+OUTPUT_NAME = "anomaly_score"
+
+
+def _require_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "ONNX export needs the 'onnx' package: pip install 'anoean[onnx]'"
+        ) from exc
+    return onnx
+
+
+def mlp_graph(scorer: NumpyScorer, *, metadata: dict[str, str] | None = None) -> Any:
+    """The ONNX ``ModelProto`` computing ``scorer.score`` (MLP encoder)."""
+    onnx = _require_onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits: list[Any] = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    nodes = [
+        helper.make_node("Sub", [INPUT_NAME, const("shift", scorer.shift)], ["centred"]),
+        helper.make_node("Div", ["centred", const("scale", scorer.scale)], ["h0"]),
+    ]
+    h = "h0"
+    last = len(scorer._wt) - 1
+    for i, (wt, b) in enumerate(zip(scorer._wt, scorer._b, strict=True)):
+        out = f"lin{i}"
+        nodes.append(helper.make_node("Gemm", [h, const(f"W{i}", wt), const(f"b{i}", b)], [out]))
+        if i < last:
+            nodes.append(helper.make_node("LeakyRelu", [out], [f"act{i}"], alpha=NEGATIVE_SLOPE))
+            out = f"act{i}"
+        h = out
+    # the distance in float64, as in torch and numpy: finite codes give a finite score
+    nodes += [
+        helper.make_node("Cast", [h], ["code64"], to=TensorProto.DOUBLE),
+        helper.make_node("Sub", ["code64", const("mu", scorer.mu)], ["zc"]),
+        helper.make_node("MatMul", ["zc", const("whiten", scorer.whiten)], ["w"]),
+        helper.make_node("Mul", ["w", "w"], ["w2"]),
+        helper.make_node(
+            "ReduceSum", ["w2", const("axes", np.array([1], np.int64))], ["d2"], keepdims=0
+        ),
+        helper.make_node("Sqrt", ["d2"], [OUTPUT_NAME]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "anoean_score",
+        [
+            helper.make_tensor_value_info(
+                INPUT_NAME, TensorProto.FLOAT, ["n", scorer.n_features_in_]
+            )
+        ],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.DOUBLE, ["n"])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="anoean",
+        ir_version=IR_VERSION,
+    )
+    helper.set_model_props(model, metadata or {})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _conv_graph_bytes(path: str | os.PathLike[str], metadata: dict[str, str]) -> bytes:
+    """Export a conv-encoder AnoEAN through torch's exporter; returns the serialised model."""
+    import io
+    import warnings
+
+    import torch
+
+    from anoean.core.detector import load
+
+    det = load(path, device="cpu")
+    onnx = _require_onnx()
+
+    class Scorer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = det.encoder_
+            self.register_buffer("mu", det._mu_t.cpu())
+            self.register_buffer("whiten", det._whiten_t.cpu())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # float64 distance, as in every engine (anoean.core.gaussian, "Finite scores")
+            w = (self.encoder(x).double() - self.mu.double()) @ self.whiten.double()
+            return w.pow(2).sum(dim=1).sqrt()
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of one that needs onnxscript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            Scorer().eval(),
+            (torch.zeros(1, *det.input_shape_),),
+            buf,  # type: ignore[arg-type]  # a file object works (and is documented)
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_NAME: {0: "n"}},
+        )
+    model = onnx.load_from_string(buf.getvalue())
+    onnx.helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _feature_names(model_dir: Path, state: dict[str, Any]) -> list[str] | None:
+    """Names of the graph's inputs: from the model's preprocessing when it has one."""
+    pre = model_dir / "preprocessing.json"
+    if pre.is_file():
+        try:
+            names = json.loads(pre.read_text(encoding="utf-8")).get("feature_names_out")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            names = None  # verified when the pipeline is loaded; names are only metadata
+        if isinstance(names, list):
+            return [str(n) for n in names]
+    if "feature_names_in_" in state:
+        return [str(n) for n in state["feature_names_in_"]]
+    return None
+
+
+def export_onnx(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Write the ONNX graph of a saved AnoEAN model to ``out`` (atomically).
+
+    Parameters
+    ----------
+    model_dir : path
+        A directory written by ``AnoEAN.save`` or ``anoean fit``.
+    out : path
+        The ``.onnx`` file to write.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    ModelFileError
+        The directory is damaged or does not hold an AnoEAN model.
+    """
+    config, arrays = read_model_dir(model_dir)
+    if config.get("class") != "AnoEAN":
+        raise ModelFileError(
+            f"{model_dir} holds a model of class {config.get('class')}; only AnoEAN models "
+            "export to ONNX"
+        )
+    state = config["state"]
+    metadata = {
+        "anoean_version": str(config.get("versions", {}).get("anoean", "")),
+        "threshold": repr(float(state["threshold_"])),
+        "threshold_rule": str(state.get("threshold_rule_", "")),
+        "input": "preprocessed feature vectors, float32 [n, p]",
+    }
+    names = _feature_names(Path(model_dir), state)
+    if names is not None:
+        metadata["feature_names"] = json.dumps(names)
+    if config["params"].get("encoder", "mlp") == "mlp":
+        scorer = NumpyScorer.from_arrays(config, arrays, source=str(model_dir))
+        data = mlp_graph(scorer, metadata=metadata).SerializeToString()
+    else:
+        data = _conv_graph_bytes(model_dir, metadata)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
