@@ -47,8 +47,8 @@ def main() -> None:
 
     import anoean.models.anoean.detector as mod
     from anoean.core.gaussian import validation_aucpr
-    from anoean.models.anoean.detector import AnoEAN
     from anoean.data.protocol import make_split
+    from anoean.models.anoean.detector import AnoEAN
     from anoean.training.loop import EpochBatches
 
     split = make_split(args.split, seed=args.seed, **json.loads(args.options))

@@ -21,9 +21,9 @@ import numpy as np
 from sklearn.covariance import OAS, LedoitWolf
 
 from anoean import AnoEAN
-from anoean.experiments.runner import mnist_options, nvm_normal_digits
 from anoean.core.metrics import aucpr
 from anoean.data.protocol import make_split
+from anoean.experiments.runner import mnist_options, nvm_normal_digits
 
 n, seed, d = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 split = make_split("mnist-nvm", seed=seed, **mnist_options(nvm_normal_digits(n, seed)))

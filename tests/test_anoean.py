@@ -222,9 +222,9 @@ def test_step_reuses_codes_bit_identically(kind, shape):
 
     import torch
 
-    from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
     from anoean.models.anoean.detector import Discriminator, Encoder, make_step
     from anoean.nn.blocks import build
+    from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
 
     d, cpu = 4, torch.device("cpu")
     gen = torch.Generator().manual_seed(0)

@@ -15,10 +15,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import anoean
 from anoean import baselines
-from anoean.core.detector import ModelFileError
 from anoean.baselines import ALAD, EGBAD, OCSVM, SVM, AnoGAN
-from anoean.experiments.search import GRIDS, grid_configs, select_hyperparameters
+from anoean.core.detector import ModelFileError
 from anoean.core.metrics import aucpr
+from anoean.experiments.search import GRIDS, grid_configs, select_hyperparameters
 
 NAMES = ["OCSVM", "SVM", "AnoGAN", "EGBAD", "ALAD"]
 GANS = ["AnoGAN", "EGBAD", "ALAD"]
@@ -233,8 +233,8 @@ def test_kernel_scores_match_scikit_learn(tab):
 
 
 def test_kernel_fit_paths_agree_and_grid_search_shares_distances(tab, monkeypatch):
-    from anoean.models.kernel import base as _kernel
     from anoean.experiments.search import select_hyperparameters
+    from anoean.models.kernel import base as _kernel
 
     X, y = _small(tab)
     gram = OCSVM(nu=0.2, gamma=0.05).fit(X, y, X_val=tab.X_val, y_val=tab.y_val)

@@ -34,7 +34,6 @@ def test_v0_1_0_cli_model_loads_with_its_scores(engine: str) -> None:
     import pyarrow.parquet as pq
 
     from anoean.serve.pipeline import load_pipeline
-
     pipe = load_pipeline(FIXTURES / "cli_model", engine=engine)
     rows = pq.read_table(FIXTURES / "cli_rows.parquet")
     got = pipe.score(pipe.features(rows))

@@ -10,8 +10,8 @@ from _data_helpers import MNIST_FILES, require_files
 
 from anoean.experiments import plan_runs, reproduce
 from anoean.experiments.methods import method_spec
-from anoean.experiments.tables import write_report
 from anoean.experiments.runner import RUNS_FILE, cases, nvm_normal_digits, read_runs
+from anoean.experiments.tables import write_report
 
 
 def test_plan_covers_every_triple_once():

@@ -332,8 +332,9 @@ def fit(
 ) -> None:
     """Fit preprocessing and a detector on DATA (.csv or .parquet) and write a model directory."""
     from anoean.core.modelfile import check_model_destination
-    from anoean.serve.pipeline import fit_pipeline, save_pipeline
     from anoean.data.tables import file_format, read_table
+    from anoean.serve.fit import fit_pipeline
+    from anoean.serve.pipeline import save_pipeline
 
     with _errors(ctx):
         kwargs = _parse_params(params)
@@ -389,7 +390,6 @@ def fit(
 def methods() -> None:
     """List the detectors available to 'fit --method'."""
     from anoean.serve.pipeline import available_methods
-
     for name, cls in available_methods().items():
         click.echo(f"{name:<12} {cls.__module__}.{cls.__name__}")
 
@@ -455,9 +455,9 @@ def score(
     as_json: bool,
 ) -> None:
     """Score every row of DATA with MODEL, streaming in bounded memory."""
-    from anoean.serve.pipeline import load_pipeline, score_file
-    from anoean.serve.scoring import check_output
     from anoean.data.tables import file_format, where
+    from anoean.serve.pipeline import load_pipeline
+    from anoean.serve.scoring import check_output, score_file
 
     with _errors(ctx):
         csv = _csv(sep, encoding, na_values, block_size)
@@ -517,8 +517,9 @@ def evaluate(
     as_json: bool,
 ) -> None:
     """The paper's metrics of MODEL on labelled DATA."""
-    from anoean.serve.pipeline import evaluate_table, load_pipeline
     from anoean.data.tables import file_format, read_table
+    from anoean.serve.evaluate import evaluate_table
+    from anoean.serve.pipeline import load_pipeline
 
     with _errors(ctx):
         pipe = load_pipeline(model)
@@ -590,9 +591,9 @@ def report(
     block_size: int | None,
 ) -> None:
     """A self-contained HTML report of MODEL on labelled DATA."""
+    from anoean.data.tables import file_format, read_table
     from anoean.serve.pipeline import load_pipeline
     from anoean.serve.report import write_report
-    from anoean.data.tables import file_format, read_table
 
     with _errors(ctx):
         pipe = load_pipeline(model)

@@ -37,7 +37,6 @@ from sklearn.utils import ClassifierTags
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from anoean.core.runtime import versions
 from anoean.core.datachecks import warn_constant_columns, warn_squashed_columns
 
 # The model-file format lives in a light module (numpy + safetensors only) so that the
@@ -52,6 +51,7 @@ from anoean.core.modelfile import (  # noqa: F401
     seal,
     write_model_dir,
 )
+from anoean.core.runtime import versions
 
 #: Every concrete detector class, by name, so that :func:`load` can rebuild any of them.
 DETECTORS: dict[str, type[BaseDetector]] = {}

@@ -19,7 +19,8 @@ The distance is computed in float64 in every engine. A code is float32 (at most 
 magnitude) and the floor bounds each entry of ``W`` by about 1e9, so ``||(z - mu) W||``
 stays far below float64's 1.8e308: finite codes always give a finite score. A code that is
 itself not finite (an encoder overflowed on an extreme input) is not scored: the detectors
-raise a ``ValueError`` naming the row and column (:meth:`anoean.core.detector.BaseDetector.anomaly_score`).
+raise a ``ValueError`` naming the row and column
+(:meth:`anoean.core.detector.BaseDetector.anomaly_score`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
 This module needs only numpy and safetensors (no scikit-learn, no torch), so that a scorer
 for embedded use (:class:`anoean.export.NumpyScorer`) can read and verify a model with the
-same checks as :meth:`anoean.core.detector.BaseDetector.load`. :mod:`anoean.core.detector` re-exports every
-name defined here.
+same checks as :meth:`anoean.core.detector.BaseDetector.load`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ so an interrupted reproduction resumes where it stopped. Failed runs are logged 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from anoean.experiments import tables
 from anoean.experiments.methods import GANS, METHODS, check_image_gan_budget, method_spec
+from anoean.experiments.store import ERRORS_FILE, RUNS_FILE, append_record, read_runs
 
 logger = logging.getLogger("anoean")
 
@@ -34,8 +35,6 @@ EXTRA_EXPERIMENTS = ("nsl-kdd-official", "kdd99-official")
 #: image experiments, and the methods whose full-mode runs on them take hours on a CPU
 IMAGE = ("mnist-1vall", "mnist-nvm")
 SLOW_ON_IMAGES = GANS
-RUNS_FILE = "runs.jsonl"
-ERRORS_FILE = "errors.jsonl"
 
 
 @dataclass(frozen=True)
@@ -152,10 +151,10 @@ def run_one(
     run: Run, *, quick: bool, data_home: str | None = None, image_gan_budget: str = "reduced"
 ) -> dict[str, Any]:
     """Do one run and return its JSON record (nothing is written here)."""
-    from anoean.core.runtime import versions
-    from anoean.experiments.search import select_hyperparameters
     from anoean.core.metrics import evaluate
+    from anoean.core.runtime import versions
     from anoean.data.protocol import make_split
+    from anoean.experiments.search import select_hyperparameters
 
     t_start = time.perf_counter()
     split = make_split(run.split_name, seed=run.seed, data_home=data_home, **run.options)
@@ -200,33 +199,10 @@ def run_one(
     }
 
 
-def read_runs(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Records of ``runs.jsonl``; an unreadable line (an interrupted write) is reported."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            logger.warning("%s line %d is not valid JSON (an interrupted write?): ignored", path, i)
-    return records
-
-
 def _worker_init(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-
-
-def _append(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def reproduce(
@@ -284,11 +260,12 @@ def reproduce(
     def finish(run: Run, record: dict[str, Any] | None, exc: BaseException | None) -> None:
         nonlocal failures
         if exc is None and record is not None:
-            _append(runs_path, record)
+            append_record(runs_path, record)
         else:
             failures += 1
             logger.error("run %s failed: %r", run.run_id, exc)
-            _append(errors_path, {"run_id": run.run_id, "error": repr(exc), "run": asdict(run)})
+            failed = {"run_id": run.run_id, "error": repr(exc), "run": asdict(run)}
+            append_record(errors_path, failed)
         bar.update(1)
 
     if jobs <= 1:
@@ -331,7 +308,5 @@ def reproduce(
         "out": str(out),
     }
     if write_report:
-        from anoean.experiments.tables import write_report as _write
-
-        summary["written"] = [str(p) for p in _write(out)]
+        summary["written"] = [str(p) for p in tables.write_report(out)]
     return summary

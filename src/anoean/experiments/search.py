@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from anoean.core.registry import METHODS
-
 from anoean.core.detector import BaseDetector, validate_labels
 from anoean.core.metrics import aucpr
+from anoean.core.registry import METHODS
 
 logger = logging.getLogger("anoean")
 

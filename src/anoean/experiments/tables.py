@@ -13,6 +13,7 @@ import numpy as np
 
 from anoean.experiments.methods import DISPLAY
 from anoean.experiments.reference import FIG3_CLAIM, paper_value
+from anoean.experiments.store import RUNS_FILE, read_runs
 
 logger = logging.getLogger("anoean")
 
@@ -358,8 +359,6 @@ def time_breakdown(records: list[dict[str, Any]]) -> list[str]:
 
 def write_report(out: str | os.PathLike[str]) -> list[Path]:
     """Write tables.md, the two figures and report.md into ``out``; return the paths."""
-    from anoean.experiments.runner import RUNS_FILE, read_runs
-
     out = Path(out)
     records = read_runs(out / RUNS_FILE)
     written: list[Path] = []

@@ -33,7 +33,6 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from anoean.nn.losses import neg_log_1m_d, neg_log_d
 from anoean.models.gan import GANDetector
 from anoean.nn.gan import (
     ConvEncoder,
@@ -45,6 +44,7 @@ from anoean.nn.gan import (
     MLPJointDiscriminator,
     PairDiscriminator,
 )
+from anoean.nn.losses import neg_log_1m_d, neg_log_d
 
 
 class ALAD(GANDetector):

@@ -33,9 +33,9 @@ import torch
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from anoean.nn.losses import neg_log_1m_d, neg_log_d
 from anoean.models.gan import GANDetector
 from anoean.nn.gan import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
+from anoean.nn.losses import neg_log_1m_d, neg_log_d
 
 #: learning rates of the latent search and where they switch, as fractions of the search
 SEARCH_LRS = (0.01, 0.001, 0.0005)

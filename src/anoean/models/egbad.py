@@ -23,7 +23,6 @@ import torch
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from anoean.nn.losses import neg_log_1m_d, neg_log_d
 from anoean.models.gan import GANDetector
 from anoean.nn.gan import (
     ConvEncoder,
@@ -33,6 +32,7 @@ from anoean.nn.gan import (
     MLPGenerator,
     MLPJointDiscriminator,
 )
+from anoean.nn.losses import neg_log_1m_d, neg_log_d
 
 
 class EGBAD(GANDetector):

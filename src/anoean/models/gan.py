@@ -44,14 +44,13 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from anoean.core.runtime import make_generators, resolve_device, resolve_seed
 from anoean.core.metrics import aucpr
+from anoean.core.runtime import make_generators, resolve_device, resolve_seed
 from anoean.core.splits import holdout_split, scaling_stats
-from anoean.nn.blocks import Standardize
-from anoean.training.neural import NeuralDetector
-from anoean.nn.blocks import build
-from anoean.training.loop import EpochBatches, TrainingDivergedError, train_loop
+from anoean.nn.blocks import Standardize, build
 from anoean.nn.gan import init_original, set_dropout_generator
+from anoean.training.loop import EpochBatches, TrainingDivergedError, train_loop
+from anoean.training.neural import NeuralDetector
 
 logger = logging.getLogger("anoean")
 

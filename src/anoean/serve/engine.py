@@ -46,7 +46,7 @@ class Scorer:
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Scores of preprocessed rows; non-finite where a row cannot be scored (the caller
-        decides: :func:`anoean.serve.pipeline.score_batch` stops or flags such rows)."""
+        decides: :func:`anoean.serve.scoring.score_batch` stops or flags such rows)."""
         return self.fn(X)
 
     def explain(self, x: np.ndarray) -> str:
@@ -92,7 +92,7 @@ def load_scorer(
     """Load the scoring function of a model directory with the chosen engine.
 
     ``threads`` is ONNX Runtime's intra-op thread count. One thread per call is the default
-    because :func:`anoean.serve.pipeline.score_file` runs several batches at once; the session is
+    because :func:`anoean.serve.scoring.score_file` runs several batches at once; the session is
     thread-safe.
 
     Raises

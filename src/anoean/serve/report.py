@@ -184,8 +184,7 @@ def build_report(
     fmt: str = "parquet",
 ) -> str:
     """The report as an HTML string (see the module documentation)."""
-    from anoean.serve.pipeline import evaluate_table
-
+    from anoean.serve.evaluate import evaluate_table
     plt = _pyplot()
     metrics, y, scores = evaluate_table(
         pipe,

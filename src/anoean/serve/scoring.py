@@ -24,7 +24,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from anoean.core.datachecks import DataWarning
-from anoean.serve.pipeline import Pipeline, get_pipeline
 from anoean.data.tables import (
     DEFAULT_BATCH_ROWS,
     AtomicTableWriter,
@@ -35,6 +34,7 @@ from anoean.data.tables import (
     parquet_schema,
     where,
 )
+from anoean.serve.pipeline import Pipeline, get_pipeline
 
 logger = logging.getLogger("anoean")
 

@@ -12,7 +12,13 @@ import pyarrow.compute as pc
 
 from anoean.data.datasets._download import fetch
 from anoean.data.datasets._io import read_bytes, read_csv, row_to_line
-from anoean.data.datasets._registry import ATTACK_TO_FAMILY, KDD_CATEGORICAL, KDD_COLUMNS, KDD_FLOAT_COLUMNS, SUBSETS
+from anoean.data.datasets._registry import (
+    ATTACK_TO_FAMILY,
+    KDD_CATEGORICAL,
+    KDD_COLUMNS,
+    KDD_FLOAT_COLUMNS,
+    SUBSETS,
+)
 
 __all__ = ["KDDData", "attack_family", "load_kdd99", "load_nsl_kdd"]
 

@@ -15,7 +15,8 @@ of E(x) to N(mu, Sigma), both estimated on encoded normal validation data; only 
 is needed at inference.
 
 Design choices where the paper is silent are documented on :class:`AnoEAN` and in
-:mod:`anoean.training.loop` (batch composition) and :mod:`anoean.core.gaussian` (singular covariance).
+:mod:`anoean.training.loop` (batch composition) and :mod:`anoean.core.gaussian` (singular
+covariance).
 """
 
 from __future__ import annotations
@@ -33,20 +34,19 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from anoean.core.runtime import make_generators, resolve_device, resolve_seed
 from anoean.core.gaussian import (
     MIN_CROSS_FIT_NORMALS,
     GaussianScorer,
     mahalanobis_torch,
     validation_aucpr,
 )
-from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
 from anoean.core.metrics import aucpr
+from anoean.core.runtime import make_generators, resolve_device, resolve_seed
 from anoean.core.splits import holdout_split, scaling_stats
-from anoean.nn.blocks import Standardize
-from anoean.training.neural import INFERENCE_BATCH, NeuralDetector
-from anoean.nn.blocks import MLP, ConvEncoder, build
+from anoean.nn.blocks import MLP, ConvEncoder, Standardize, build
+from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
 from anoean.training.loop import EpochBatches, train_loop
+from anoean.training.neural import INFERENCE_BATCH, NeuralDetector
 
 logger = logging.getLogger("anoean")
 
@@ -232,8 +232,8 @@ class AnoEAN(TransformerMixin, NeuralDetector):
     the final encoder is kept.
 
     *Validation.* When ``X_val`` is None a stratified ``validation_fraction`` of the data is
-    held out (:func:`anoean.training.neural.holdout_split`). mu and Sigma are always estimated on the
-    encoded *normal* validation rows, with an eigenvalue floor guarding against a singular
+    held out (:func:`anoean.core.splits.holdout_split`). mu and Sigma are always estimated on
+    the encoded *normal* validation rows, with an eigenvalue floor guarding against a singular
     covariance (:mod:`anoean.core.gaussian`).
 
     Examples

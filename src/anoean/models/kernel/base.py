@@ -32,8 +32,8 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from anoean.core.runtime import make_generators, resolve_seed
 from anoean.core.detector import BaseDetector
+from anoean.core.runtime import make_generators, resolve_seed
 from anoean.core.splits import holdout_split, scaling_stats
 
 logger = logging.getLogger("anoean")
