@@ -105,3 +105,14 @@ def test_constant_and_squashed_columns_warn_but_fit() -> None:
         warnings.simplefilter("always")
         AnoEAN(max_epochs=1, device="cpu", random_state=0).fit(np.ones((50, 3)))
     assert any("every column" in str(w.message) for w in got)
+
+
+def test_numpy_scorer_names_a_value_beyond_float32(det, tmp_path) -> None:
+    from anoean.export import NumpyScorer
+
+    sc = NumpyScorer.load(det.save(tmp_path / "m"))
+    X = np.zeros((3, 5))
+    X[1, 2] = 1e300
+    for call in (lambda: sc.score(X), lambda: sc.score_one(X[1])):
+        with pytest.raises(ValueError, match=r"1e\+300 at row \d, column 2, beyond the float32"):
+            call()

@@ -178,8 +178,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def _accepts_images(self) -> bool:
         return False
 
-    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
-        """Validate and convert X to float32, naming the first bad value.
+    def _validate_X(self, X: Any, *, reset: bool, name: str = "X") -> np.ndarray:
+        """Validate and convert X to float32, naming the first bad value (and the array, as
+        ``name``: "X_val" for the validation data).
 
         Tabular data is (n, p); image models also take (n, H, W) and (n, C, H, W), which are
         normalised to (n, C, H, W).
@@ -205,28 +206,30 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         except ValueError as exc:
             text = str(exc)
             if "convert" in text or "could not" in text or "dtype" in text:
-                raise ValueError(_locate_non_numeric(X, "X")) from exc
+                raise ValueError(_locate_non_numeric(X, name)) from exc
+            if name != "X":  # scikit-learn's message calls every array X
+                raise ValueError(f"{name}: {text}") from exc
             raise
         except TypeError as exc:
             if "parse" in str(exc):  # sparse input: scikit-learn's own message says what to do
                 raise
-            raise ValueError(_locate_non_numeric(X, "X")) from exc
-        _check_float32_range(np.asarray(X), "X")
+            raise ValueError(_locate_non_numeric(X, name)) from exc
+        _check_float32_range(np.asarray(X), name)
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 3:
             X = X[:, None, :, :]
         if X.ndim not in (2, 4):
-            raise ValueError(f"X must be 2-D (n, p) or an image batch; got shape {X.shape}")
+            raise ValueError(f"{name} must be 2-D (n, p) or an image batch; got shape {X.shape}")
         if reset:
             self.input_shape_ = tuple(int(s) for s in X.shape[1:])
             if allow_nd:
                 self.n_features_in_ = int(np.prod(self.input_shape_))
         elif tuple(X.shape[1:]) != tuple(self.input_shape_):
             raise ValueError(
-                f"X has rows of shape {tuple(X.shape[1:])}, but {type(self).__name__} was fitted "
-                f"on rows of shape {tuple(self.input_shape_)}"
+                f"{name} has rows of shape {tuple(X.shape[1:])}, but {type(self).__name__} was "
+                f"fitted on rows of shape {tuple(self.input_shape_)}"
             )
-        check_finite(X, "X")
+        check_finite(X, name)
         return X
 
     def _validate_fit_inputs(
@@ -245,7 +248,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
                 "validation row, e.g. y_val=np.zeros(len(X_val)) if they are all normal"
             )
         if X_val is not None:
-            X_val = self._validate_X(X_val, reset=False)
+            X_val = self._validate_X(X_val, reset=False, name="X_val")
             y_val = validate_labels(y_val, X_val.shape[0], "y_val")
             if (y_val == 0).sum() == 0:
                 raise ValueError("X_val holds no normal rows (y_val == 0): cannot fit the scorer")
@@ -268,6 +271,10 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         if train_scores.size == X.shape[0]:
             self._check_scores(X, train_scores, "X (training data)")
         if not np.isfinite(val_normal_scores).all():
+            if X_val is not None and y_val is not None:
+                normal = np.flatnonzero(y_val == 0)
+                if normal.size == np.size(val_normal_scores):
+                    self._check_scores(X_val[normal], val_normal_scores, "X_val", index=normal)
             raise UnscorableRowsError(
                 f"{type(self).__name__} gives non-finite scores to "
                 f"{int((~np.isfinite(val_normal_scores)).sum())} validation normal row(s): "
@@ -357,12 +364,18 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             "arithmetic: its score is not finite"
         )
 
-    def _check_scores(self, X: np.ndarray, scores: np.ndarray, name: str = "X") -> None:
+    def _check_scores(
+        self, X: np.ndarray, scores: np.ndarray, name: str = "X", index: Any = None
+    ) -> None:
+        """Raise :class:`UnscorableRowsError` naming the first row of X whose score is not
+        finite. ``index`` maps X's rows to the row numbers to report (a part of the data
+        the user passed, e.g. the held-out validation rows)."""
         bad = ~np.isfinite(scores)
         if bad.any():
-            rows = np.flatnonzero(bad)
+            pos = np.flatnonzero(bad)
+            rows = pos if index is None else np.asarray(index)[pos]
             raise UnscorableRowsError(
-                f"{name}: row {rows[0]} cannot be scored: {self.explain_unscorable(X[rows[0]])}"
+                f"{name}: row {rows[0]} cannot be scored: {self.explain_unscorable(X[pos[0]])}"
                 f" ({rows.size} such row(s) in all)",
                 rows,
             )

@@ -50,7 +50,7 @@ from anoean.core.splits import holdout_split, scaling_stats
 from anoean.nn.blocks import Standardize, build
 from anoean.nn.gan import init_original, set_dropout_generator
 from anoean.training.loop import EpochBatches, TrainingDivergedError, train_loop
-from anoean.training.neural import NeuralDetector
+from anoean.training.neural import NeuralDetector, check_scaling, finite_weights
 
 logger = logging.getLogger("anoean")
 
@@ -290,10 +290,15 @@ class GANDetector(NeuralDetector):
         train_gen = torch.Generator(device=self.device_).manual_seed(self.seed_ + 1)
 
         X_all = X
+        # the row numbers to report for the training and validation rows
+        train_rows, val_rows, val_name = np.arange(X.shape[0]), None, "X_val"
         if X_val is None:
             tr, va = holdout_split(y, self.validation_fraction, rng)
             X, y, X_val, y_val = X[tr], y[tr], X[va], y[va]
+            train_rows, val_rows, val_name = tr, va, "X (training data)"
         assert y_val is not None
+        if val_rows is None:
+            val_rows = np.arange(X_val.shape[0])
         X_normal = X[y == 0]
         if X_normal.shape[0] < 2:
             raise ValueError(
@@ -304,7 +309,9 @@ class GANDetector(NeuralDetector):
         nets = self._build_nets(init_gen)
         scaler = nets["scaler"]
         assert isinstance(scaler, Standardize)
-        scaler.set(*self._scaling_stats(X_normal))
+        shift, scale = self._scaling_stats(X_normal)
+        check_scaling(X_normal, shift, scale, train_rows[y == 0], "X (training data)")
+        scaler.set(shift, scale)
         dev = self.device_
         with torch.no_grad():
             Xn = nets["scaler"](torch.from_numpy(X_normal).to(dev))
@@ -335,6 +342,13 @@ class GANDetector(NeuralDetector):
                 verbose=self.verbose,
                 desc=type(self).__name__,
             )
+        except TrainingDivergedError:
+            # finite weights whose validation scores are not: a validation row too large for
+            # the float32 arithmetic, not a learning rate problem; name that row
+            if has_val_anomalies and finite_weights(nets):
+                nets.eval()
+                self._check_rows_finite(X_val, self._validation_scores(Xv), val_rows, val_name)
+            raise
         finally:
             set_dropout_generator(nets, None)
         nets.eval()
@@ -342,22 +356,33 @@ class GANDetector(NeuralDetector):
         self.best_epoch_ = result.best_epoch
         self.n_epochs_ = len(result.history)
         self.fit_time_ = time.perf_counter() - t_start
-        val_scores = self._anomaly_score(X_val)
         # scores of the training rows only serve the contamination threshold; AnoGAN's latent
-        # search makes them expensive, so they are computed only when needed
+        # search makes them expensive, so they are computed only when needed. Without them,
+        # the labelled training anomalies (a few rows) are scored with the validation rows
+        # (one latent search for AnoGAN): they are the only rows the model neither trained on
+        # nor scores otherwise, and a row of its own training data that it cannot score is
+        # named now, as AnoEAN does
+        anomalies = np.flatnonzero(y == 1) if self.contamination is None else np.empty(0, int)
+        both = X_val if anomalies.size == 0 else np.concatenate([X_val, X[anomalies]])
+        scores = self._anomaly_score(both)
+        val_scores, anomaly_scores = scores[: X_val.shape[0]], scores[X_val.shape[0] :]
         if self.contamination is not None:
             all_scores = self._anomaly_score(X_all)
         else:
             all_scores = np.empty(0, dtype=np.float32)
         if not (np.isfinite(val_scores).all() and np.isfinite(all_scores).all()):
-            # a safety net: train_loop already stops on non-finite losses, validation scores
-            # and (without validation anomalies) weights, so this means finite weights that
-            # still score some rows as NaN or inf
+            # train_loop keeps finite weights only: finite weights that score some rows as
+            # NaN or inf meet rows too large for the float32 arithmetic; name the first
+            if finite_weights(nets):
+                self._check_scores(X_val, val_scores, val_name, val_rows)
+                self._check_scores(X_all, all_scores, "X (training data)")
+            # a safety net
             raise TrainingDivergedError(
                 f"{type(self).__name__}: training diverged: the anomaly scores of the kept "
                 f"weights (epoch {self.best_epoch_}) are not finite (lr={self.lr}); try a "
                 "smaller learning rate"
             )
+        self._check_scores(X[anomalies], anomaly_scores, "X (training data)", train_rows[anomalies])
         return val_scores[y_val == 0], all_scores
 
     # ------------------------------------------------------------- persistence

@@ -25,6 +25,8 @@ import numpy as np
 
 from anoean.core.modelfile import ModelFileError, read_model_dir
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 #: LeakyReLU slope of the encoder (anoean.nn.blocks.MLP's default activation)
 NEGATIVE_SLOPE = 0.2
 
@@ -150,6 +152,19 @@ class NumpyScorer:
 
     # ------------------------------------------------------------------ scoring
     def _check(self, X: Any) -> np.ndarray:
+        X = np.asarray(X)
+        if X.dtype.kind == "f" and X.dtype.itemsize > 4:
+            big = np.abs(X) > _FLOAT32_MAX
+            if big.any():  # finite in float64 but not in float32: name it, never call it inf
+                big &= np.isfinite(X)
+            if big.any():
+                i, *rest = (int(v) for v in np.argwhere(big)[0])
+                j = rest[0] if rest else i
+                name = self.feature_names[j] if self.feature_names else f"column {j}"
+                raise ValueError(
+                    f"X has the value {X[(i, *rest)]:.6g} at row {i if rest else 0}, {name}, "
+                    f"beyond the float32 range (+-{_FLOAT32_MAX:.4g}) the model computes in"
+                )
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 1:
             X = X[None, :]
@@ -160,7 +175,7 @@ class NumpyScorer:
         if not np.isfinite(X).all():
             i, j = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
             name = self.feature_names[j] if self.feature_names else f"column {j}"
-            raise ValueError(f"X has a non-finite value {X[i, j]!r} at row {i}, {name}")
+            raise ValueError(f"X has a non-finite value {float(X[i, j])} at row {i}, {name}")
         return X
 
     def encode(self, X: Any) -> np.ndarray:
@@ -224,6 +239,9 @@ class NumpyScorer:
         Same arithmetic as :meth:`score`, with fewer numpy calls (one sum checks that every
         feature is finite).
         """
+        x = np.asarray(x)
+        if x.dtype.kind == "f" and x.dtype.itemsize > 4 and not (np.abs(x) <= _FLOAT32_MAX).all():
+            self._check(x)  # raises, naming the value beyond float32 (or the NaN)
         x = np.asarray(x, dtype=np.float32)
         if x.shape != (self.n_features_in_,):
             raise ValueError(f"expected one row of {self.n_features_in_} features; got {x.shape}")

@@ -45,8 +45,13 @@ from anoean.core.runtime import make_generators, resolve_device, resolve_seed
 from anoean.core.splits import holdout_split, scaling_stats
 from anoean.nn.blocks import MLP, ConvEncoder, Standardize, build
 from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
-from anoean.training.loop import EpochBatches, train_loop
-from anoean.training.neural import INFERENCE_BATCH, NeuralDetector
+from anoean.training.loop import EpochBatches, TrainingDivergedError, train_loop
+from anoean.training.neural import (
+    INFERENCE_BATCH,
+    NeuralDetector,
+    check_scaling,
+    finite_weights,
+)
 
 logger = logging.getLogger("anoean")
 
@@ -318,13 +323,19 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         train_gen = torch.Generator(device=self.device_).manual_seed(self.seed_ + 1)
 
         X_all = X
+        # the row numbers to report for the training and validation rows
+        train_rows, val_rows, val_name = np.arange(X.shape[0]), None, "X_val"
         if X_val is None:
             tr, va = holdout_split(y, self.validation_fraction, rng)
             X, y, X_val, y_val = X[tr], y[tr], X[va], y[va]
+            train_rows, val_rows, val_name = tr, va, "X (training data)"
         assert y_val is not None
+        if val_rows is None:
+            val_rows = np.arange(X_val.shape[0])
 
         encoder, disc = self._build(init_gen)
         shift, scale = scaling_stats(X, self._resolve_scaling())
+        check_scaling(X, shift, scale, train_rows, "X (training data)")
         encoder.scaler.set(shift, scale)
         if self.encoder == "conv":
             # NHWC weights make oneDNN's CPU convolutions (forward and backward) about 20%
@@ -381,16 +392,25 @@ class AnoEAN(TransformerMixin, NeuralDetector):
             )
 
         batches = EpochBatches(int(Xn.shape[0]), int(Xa.shape[0]), self.batch_size, train_gen, dev)
-        result = train_loop(
-            step=step,
-            batches=batches,
-            evaluate=evaluate,
-            keep={"encoder": encoder},
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            verbose=self.verbose,
-            desc="AnoEAN",
-        )
+        try:
+            result = train_loop(
+                step=step,
+                batches=batches,
+                evaluate=evaluate,
+                keep={"encoder": encoder},
+                max_epochs=self.max_epochs,
+                patience=self.patience,
+                verbose=self.verbose,
+                desc="AnoEAN",
+            )
+        except TrainingDivergedError:
+            # finite weights whose validation codes are not: a validation row too large for
+            # the float32 arithmetic, not a learning rate problem; name that row
+            if has_val_anomalies and finite_weights(encoder):
+                self.encoder_ = encoder.eval()
+                codes = self._batched(encoder, X_val, (self.latent_dim,))
+                self._check_rows_finite(X_val, codes, val_rows, val_name)
+            raise
         encoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         encoder.eval()
         disc.eval()
@@ -399,10 +419,14 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         self.best_epoch_ = result.best_epoch
         self.n_epochs_ = len(result.history)
 
-        fit_rows = X[y == 0] if fit_on_train else X_val[y_val == 0]
-        self.gaussian_ = GaussianScorer.fit(
-            self._batched(self.encoder_, fit_rows, (self.latent_dim,))
-        )
+        if fit_on_train:
+            fit_rows, fit_index, fit_name = X[y == 0], train_rows[y == 0], "X (training data)"
+        else:
+            fit_rows, fit_index, fit_name = X_val[y_val == 0], val_rows[y_val == 0], val_name
+        fit_codes = self._batched(self.encoder_, fit_rows, (self.latent_dim,))
+        # a code that is not finite would make mu and Sigma NaN: name its row instead
+        self._check_rows_finite(fit_rows, fit_codes, fit_index, fit_name)
+        self.gaussian_ = GaussianScorer.fit(fit_codes)
         self._set_scoring_tensors()
         if self.gaussian_.n_floored:
             logger.info("covariance had %d eigenvalue(s) floored", self.gaussian_.n_floored)
@@ -423,7 +447,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         from anoean.core.detector import validate_labels
 
         check_is_fitted(self)
-        X_val = self._validate_X(X_val, reset=False)
+        X_val = self._validate_X(X_val, reset=False, name="X_val")
         y_arr = validate_labels(y_val, X_val.shape[0], "y_val")
         if self.validation_score != "cross_fit":
             return aucpr(y_arr, self._anomaly_score(X_val))

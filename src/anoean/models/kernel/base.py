@@ -144,7 +144,7 @@ class KernelDetector(BaseDetector):
     def _accepts_images(self) -> bool:
         return bool(getattr(self, "_image_input", False))
 
-    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
+    def _validate_X(self, X: Any, *, reset: bool, name: str = "X") -> np.ndarray:
         # Tables take scikit-learn's full path (feature names, n_features_in_); image batches
         # (n, H, W) / (n, C, H, W) are accepted too and flattened, as an RBF kernel only sees
         # a vector of pixels. At fit time the input decides; afterwards the fitted shape does.
@@ -155,7 +155,7 @@ class KernelDetector(BaseDetector):
             self._image_input = nd > 2
         else:
             self._image_input = len(self.input_shape_) > 1
-        return super()._validate_X(X, reset=reset)
+        return super()._validate_X(X, reset=reset, name=name)
 
     @staticmethod
     def _flat(X: np.ndarray) -> np.ndarray:
