@@ -9,7 +9,7 @@ and anomalies. The last line is ``RESULT {json}`` with the final validation AUC-
 test AUC-PR with ``--test``: look at it only after choosing).
 
 ``--betas`` (for either encoder) and ``--conv-batch-norm`` override the library's defaults
-(``ADAM_BETAS`` and ``CONV_BATCH_NORM`` in :mod:`anoean.models.anoean.detector`), to compare choices
+(``ADAM_BETAS`` and ``CONV_BATCH_NORM`` in :mod:`anoean.models.anoean.nets`), to compare choices
 without editing code.
 
 Example (the "before" configuration on a 3-vs-7 MNIST case, 12 epochs, no early stopping)::
@@ -43,6 +43,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import anoean.models.anoean.detector as am
+    import anoean.models.anoean.nets as an
+    import anoean.training.neural as tn
     from anoean.core.metrics import aucpr
     from anoean.data.protocol import make_split
 
@@ -50,13 +52,15 @@ def main() -> None:
     if args.betas is not None:
         am.ADAM_BETAS = dict.fromkeys(am.ADAM_BETAS, tuple(args.betas))
     if args.conv_batch_norm is not None:
-        am.CONV_BATCH_NORM = bool(args.conv_batch_norm)
+        an.CONV_BATCH_NORM = bool(args.conv_batch_norm)  # read when the encoder is built
     split = make_split(args.split, seed=args.seed, **json.loads(args.options))
     params = json.loads(args.params)
 
     # capture E and D (make_step receives both) and measure them after each epoch's validation
+    # (AnoEAN._make_step calls the detector module's make_step; the fit template, in
+    # anoean.training.neural, calls train_loop)
     captured: dict[str, torch.nn.Module] = {}
-    make_step, train_loop = am.make_step, am.train_loop
+    make_step, train_loop = am.make_step, tn.train_loop
 
     def capturing_make_step(enc, disc, *a, **k):  # type: ignore[no-untyped-def]
         captured["enc"], captured["disc"] = enc, disc
@@ -100,7 +104,7 @@ def main() -> None:
         kw["evaluate"] = measured
         return train_loop(**kw)
 
-    am.make_step, am.train_loop = capturing_make_step, measuring_train_loop
+    am.make_step, tn.train_loop = capturing_make_step, measuring_train_loop
     model = am.AnoEAN(random_state=args.seed, device="cpu", **params)
     t0 = time.perf_counter()
     model.fit(split.X_train, split.y_train, X_val=split.X_val, y_val=split.y_val)
@@ -119,7 +123,7 @@ def main() -> None:
         "options": json.loads(args.options),
         "params": params,
         "betas": am.ADAM_BETAS[params.get("encoder", "mlp")],
-        "conv_batch_norm": am.CONV_BATCH_NORM,
+        "conv_batch_norm": an.CONV_BATCH_NORM,
         "best_epoch": model.best_epoch_,
         "n_epochs": model.n_epochs_,
         "fit_s": fit_s,

@@ -4,6 +4,7 @@ stops training, restores the best epoch so far and warns, or raises when nothing
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -14,7 +15,6 @@ import pytest
 import torch
 from torch import nn
 
-import anoean.models.anoean.detector as anoean_module
 from anoean import AnoEAN, load
 from anoean.baselines import EGBAD
 from anoean.models.gan import GANDetector
@@ -195,11 +195,11 @@ class _EpochCounter:
 def _inject_nan_into_anoean(monkeypatch: pytest.MonkeyPatch, from_epoch: int) -> None:
     """AnoEAN's step, fed a copy of the normal rows that turns to NaN at the second step of
     ``from_epoch``: the encoder's codes, losses and (after the update) weights turn NaN."""
-    real_make_step = anoean_module.make_step
+    real_make_step = AnoEAN._make_step
 
-    def make_step(encoder, disc, opt_e, opt_d, Xn, Xa, generator):  # type: ignore[no-untyped-def]
-        Xn = Xn.clone()
-        real = real_make_step(encoder, disc, opt_e, opt_d, Xn, Xa, generator)
+    def _make_step(self, nets, data, groups, generator):  # type: ignore[no-untyped-def]
+        Xn = data.Xn.clone()
+        real = real_make_step(self, nets, dataclasses.replace(data, Xn=Xn), groups, generator)
         epoch_of = _EpochCounter(int(Xn.shape[0]))
         n_in_epoch = {"epoch": 0, "i": 0}
 
@@ -214,7 +214,7 @@ def _inject_nan_into_anoean(monkeypatch: pytest.MonkeyPatch, from_epoch: int) ->
 
         return step
 
-    monkeypatch.setattr(anoean_module, "make_step", make_step)
+    monkeypatch.setattr(AnoEAN, "_make_step", _make_step)
 
 
 def _assert_restored_and_usable(det: Any, ref: Any, X: np.ndarray, tmp_path: Any) -> None:
@@ -249,24 +249,24 @@ def test_anoean_nonfinite_weights_after_a_finite_epoch_are_caught(monkeypatch, t
     then not finite (instead of an error from the Gaussian fit), so epoch 3 is discarded."""
     X, y = _problem(True)
     ref = AnoEAN(max_epochs=2, **ANOEAN_FAST).fit(X, y)
-    real_make_step = anoean_module.make_step
+    real_make_step = AnoEAN._make_step
 
-    def make_step(encoder, disc, opt_e, opt_d, Xn, Xa, generator):  # type: ignore[no-untyped-def]
-        real = real_make_step(encoder, disc, opt_e, opt_d, Xn, Xa, generator)
-        epoch_of = _EpochCounter(int(Xn.shape[0]))
+    def _make_step(self, nets, data, groups, generator):  # type: ignore[no-untyped-def]
+        real = real_make_step(self, nets, data, groups, generator)
+        epoch_of = _EpochCounter(int(data.Xn.shape[0]))
 
         def step(idx_n: torch.Tensor, idx_a: torch.Tensor) -> dict[str, torch.Tensor]:
             e = epoch_of(idx_n)
             out = real(idx_n, idx_a)
             if e == 3 and epoch_of.epoch_done:  # after the last (finite) step of epoch 3
                 with torch.no_grad():
-                    for p in encoder.parameters():
+                    for p in nets["encoder"].parameters():
                         p.fill_(math.nan)
             return out
 
         return step
 
-    monkeypatch.setattr(anoean_module, "make_step", make_step)
+    monkeypatch.setattr(AnoEAN, "_make_step", _make_step)
     det = AnoEAN(max_epochs=10, **ANOEAN_FAST)
     with pytest.warns(TrainingDivergedWarning, match=r"epoch 3 \(the validation AUC-PR is nan"):
         det.fit(X, y)
@@ -288,9 +288,9 @@ EGBAD_FAST = dict(latent_dim=4, batch_size=32, lr=1e-4, patience=None, random_st
 def _inject_nan_into_gan(monkeypatch: pytest.MonkeyPatch, from_epoch: int) -> None:
     real_make_step = GANDetector._make_step
 
-    def _make_step(self, nets, Xn, gen):  # type: ignore[no-untyped-def]
-        Xn = Xn.clone()
-        real = real_make_step(self, nets, Xn, gen)
+    def _make_step(self, nets, data, groups, gen):  # type: ignore[no-untyped-def]
+        Xn = data.Xn.clone()
+        real = real_make_step(self, nets, dataclasses.replace(data, Xn=Xn), groups, gen)
         epoch_of = _EpochCounter(int(Xn.shape[0]))
 
         def step(idx_n: torch.Tensor, idx_a: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -327,9 +327,9 @@ def test_egbad_nonfinite_validation_scores_stop_training(monkeypatch):
     ref = EGBAD(max_epochs=2, device="cpu", **EGBAD_FAST).fit(X, y)
     real_make_step = GANDetector._make_step
 
-    def _make_step(self, nets, Xn, gen):  # type: ignore[no-untyped-def]
-        real = real_make_step(self, nets, Xn, gen)
-        epoch_of = _EpochCounter(int(Xn.shape[0]))
+    def _make_step(self, nets, data, groups, gen):  # type: ignore[no-untyped-def]
+        real = real_make_step(self, nets, data, groups, gen)
+        epoch_of = _EpochCounter(int(data.Xn.shape[0]))
 
         def step(idx_n: torch.Tensor, idx_a: torch.Tensor) -> dict[str, torch.Tensor]:
             e = epoch_of(idx_n)

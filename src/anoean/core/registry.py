@@ -35,7 +35,9 @@ class MethodInfo:
     arch_param: str | None = None
     #: the validation grid of the paper's protocol (parameter -> values)
     grid: dict[str, list[Any]] = field(default_factory=dict)
-    #: scored by anoean.serve.numpy_scorer (no torch) when its network is an MLP
+    #: runs without torch when its network is an MLP: scored by anoean.serve.numpy_scorer
+    #: and exported as an ONNX graph (anoean.serve.onnx), which read the architecture the
+    #: model file records; the numpy and ONNX engines of anoean.serve.engine accept it
     numpy_exportable: bool = False
 
     @property

@@ -1,4 +1,5 @@
-"""Numpy-only helpers of fitting: the stratified hold-out split and input scaling statistics.
+"""Numpy-only helpers of fitting: the stratified hold-out split, input scaling statistics and
+the check that the scaling does not overflow float32 (:func:`check_scaling`).
 
 Both kernel and neural detectors use them, so they live here, below torch.
 """
@@ -6,6 +7,8 @@ Both kernel and neural detectors use them, so they live here, below torch.
 from __future__ import annotations
 
 import numpy as np
+
+from anoean.core.detector import FLOAT32_MAX, UnscorableRowsError
 
 
 def holdout_split(
@@ -60,3 +63,35 @@ def scaling_stats(X: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"scaling must be 'auto', 'standard', 'minmax' or 'none'; got {kind!r}")
     scale = np.where(scale > 1e-8, scale, 1.0)
     return shift.astype(np.float32), scale.astype(np.float32)
+
+
+def check_scaling(
+    X: np.ndarray, shift: np.ndarray, scale: np.ndarray, index: np.ndarray, name: str
+) -> None:
+    """Raise :class:`~anoean.core.detector.UnscorableRowsError` where the input scaling
+    ``(x - shift) / scale``, in float32 as :class:`anoean.nn.blocks.Standardize` computes
+    it, overflows on a row of X (a column whose values span more than the float32 range).
+    ``index`` maps X's rows to the row numbers to report.
+
+    Rounding is monotone, so each column's extremes are its minimum and maximum: the check
+    costs one min/max pass unless a column overflows.
+    """
+    if X.shape[0] == 0:
+        return
+    flat = X.reshape(X.shape[0], -1)
+    s = np.asarray(shift, dtype=np.float32).reshape(-1)
+    c = np.asarray(scale, dtype=np.float32).reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ends = (np.stack([flat.min(axis=0), flat.max(axis=0)]) - s) / c
+        if np.isfinite(ends).all():
+            return
+        bad = ~np.isfinite((flat - s) / c)
+    i, j = (int(v) for v in np.argwhere(bad)[0])
+    rows = np.asarray(index)[np.flatnonzero(bad.any(axis=1))]
+    raise UnscorableRowsError(
+        f"{name}: row {int(np.asarray(index)[i])}, column {j} holds {float(flat[i, j]):.6g}: "
+        f"the input scaling (x - {float(s[j]):.6g}) / {float(c[j]):.6g} overflows the model's "
+        f"float32 arithmetic there, as the column's values span more than the float32 range "
+        f"(+-{FLOAT32_MAX:.4g}); rescale that column ({rows.size} such row(s) in all)",
+        rows,
+    )

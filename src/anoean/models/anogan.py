@@ -266,6 +266,10 @@ class _LatentStart(nn.Module):
 
     z: torch.Tensor
 
+    def spec(self) -> dict[str, Any]:
+        """Its entry in the model's architecture (:func:`anoean.nn.blocks.describe`)."""
+        return {"kind": "latent_start", "latent_dim": int(self.z.shape[0])}
+
 
 def _start(nets: nn.ModuleDict) -> torch.Tensor:
     holder = nets["z_start"]

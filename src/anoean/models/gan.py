@@ -1,5 +1,7 @@
-"""What AnoGAN, EGBAD and ALAD share: parameters, fitting, the adversarial update, scoring
-and persistence. Each model only says which networks it has, what its losses are and how it
+"""What AnoGAN, EGBAD and ALAD share: parameters, the hooks of the fit template
+(:class:`anoean.training.neural.NeuralDetector`), the adversarial step
+(:class:`anoean.training.adversarial.AdversarialStep`) fed with their losses, scoring and
+persistence. Each model only says which networks it has, what its losses are and how it
 scores.
 
 Training (one step per batch of normal rows, through :func:`anoean.training.loop.train_loop`):
@@ -33,7 +35,6 @@ Documented deviations from the originals (details in docs/baselines.md):
 from __future__ import annotations
 
 import logging
-import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from numbers import Integral
@@ -45,12 +46,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from anoean.core.metrics import aucpr
-from anoean.core.runtime import make_generators, resolve_device, resolve_seed
-from anoean.core.splits import holdout_split, scaling_stats
-from anoean.nn.blocks import Standardize, build
-from anoean.nn.gan import init_original, set_dropout_generator
-from anoean.training.loop import EpochBatches, TrainingDivergedError, train_loop
-from anoean.training.neural import NeuralDetector, check_scaling, finite_weights
+from anoean.core.splits import scaling_stats
+from anoean.nn.blocks import Standardize, build, describe
+from anoean.nn.gan import init_original
+from anoean.training.adversarial import AdversarialStep, Group, Losses
+from anoean.training.loop import EpochBatches, TrainingDivergedError
+from anoean.training.neural import FitData, NeuralDetector, finite_weights
 
 logger = logging.getLogger("anoean")
 
@@ -224,100 +225,71 @@ class GANDetector(NeuralDetector):
         return out
 
     # ----------------------------------------------------------------- fitting
-    def _make_step(
-        self,
-        nets: nn.ModuleDict,
-        Xn: torch.Tensor,
-        gen: torch.Generator,
-    ) -> Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
-        """The alternating D / (G, E) update on a batch of scaled normal rows."""
-        params = {
+    # the hooks of the fit template (anoean.training.neural.NeuralDetector._fit)
+    def _resolve_sizes(self) -> None:
+        self.latent_dim_ = self._resolved("latent_dim")
+        self.batch_size_ = self._resolved("batch_size")
+
+    def _check_data(self, data: FitData) -> None:
+        n_normal = int((data.y == 0).sum())
+        if n_normal < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 normal training rows (after holding "
+                f"out validation data); got {n_normal}"
+            )
+
+    def _scaling_rows(self, data: FitData) -> tuple[np.ndarray, np.ndarray]:
+        normal = data.y == 0
+        return data.X[normal], data.train_rows[normal]
+
+    def _prepare_nets(self, nets: nn.ModuleDict) -> None:
+        self.nets_ = nets  # scoring helpers read self.nets_ during training too
+
+    def _to_device(self, nets: nn.ModuleDict, data: FitData) -> None:
+        """The normal training rows and the validation rows, scaled once (the anomalies
+        do not take part in training)."""
+        dev = self.device_
+        with torch.no_grad():
+            data.Xn = nets["scaler"](torch.from_numpy(data.X[data.y == 0]).to(dev))
+            data.Xv = nets["scaler"](torch.from_numpy(data.X_val).to(dev))
+        data.Xa = data.Xn[:0]
+
+    def _param_groups(self, nets: nn.ModuleDict) -> dict[str, list[nn.Parameter]]:
+        return {
             g: [p for name in names for p in nets[name].parameters()]
             for g, names in self._groups.items()
         }
-        opts = {
-            g: torch.optim.Adam(ps, lr=self.lr, betas=(ADAM_BETA1, 0.999))
-            for g, ps in params.items()
-        }
-        gen_groups = [g for g in self._groups if g != "d"]
-        d, dev = self.latent_dim_, self.device_
 
-        def step(idx_n: torch.Tensor, idx_a: torch.Tensor) -> dict[str, torch.Tensor]:
-            x = Xn[idx_n]
-            z = torch.randn(x.shape[0], d, generator=gen, device=dev)
-            loss_d, parts = self._discriminator_loss(nets, x, z)
-            opts["d"].zero_grad(set_to_none=True)
-            loss_d.backward()
-            opts["d"].step()
-            for p in params["d"]:
-                p.requires_grad_(False)
-            try:
-                z = torch.randn(x.shape[0], d, generator=gen, device=dev)
-                losses = self._generator_losses(nets, x, z)
-                # every group's gradient first, then every update: stepping G before E's
-                # gradient is taken would change the weights E's backward pass goes through
-                for i, g in enumerate(gen_groups):
-                    grads = torch.autograd.grad(
-                        losses[g],
-                        params[g],
-                        retain_graph=i < len(gen_groups) - 1,
-                        allow_unused=True,
-                    )
-                    for p, gr in zip(params[g], grads, strict=True):
-                        p.grad = gr
-                for g in gen_groups:
-                    opts[g].step()
-            finally:
-                for p in params["d"]:
-                    p.requires_grad_(True)
-            out = {"loss_d": loss_d.detach()}
-            out.update({f"loss_{g}": losses[g].detach() for g in gen_groups})
-            out.update({k: v.detach() for k, v in parts.items()})
-            return out
+    def _adam_betas(self) -> tuple[float, float]:
+        return (ADAM_BETA1, 0.999)
 
-        return step
+    def _make_step(
+        self,
+        nets: nn.ModuleDict,
+        data: FitData,
+        groups: dict[str, Group],
+        generator: torch.Generator,
+    ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
+        """The alternating D / (G, E) update on a batch of scaled normal rows: a fresh z for
+        the discriminators' loss, then a fresh z for the generator / encoder losses."""
+        Xn, d, dev = data.Xn, self.latent_dim_, self.device_
 
-    def _fit(
-        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        t_start = time.perf_counter()
-        self.seed_ = resolve_seed(self.random_state)
-        self.device_ = resolve_device(self.device)
-        self.latent_dim_ = self._resolved("latent_dim")
-        self.batch_size_ = self._resolved("batch_size")
-        rng, _ = make_generators(self.seed_)
-        init_gen = torch.Generator().manual_seed(self.seed_)
-        train_gen = torch.Generator(device=self.device_).manual_seed(self.seed_ + 1)
+        def prior(x: torch.Tensor) -> torch.Tensor:
+            return torch.randn(x.shape[0], d, generator=generator, device=dev)
 
-        X_all = X
-        # the row numbers to report for the training and validation rows
-        train_rows, val_rows, val_name = np.arange(X.shape[0]), None, "X_val"
-        if X_val is None:
-            tr, va = holdout_split(y, self.validation_fraction, rng)
-            X, y, X_val, y_val = X[tr], y[tr], X[va], y[va]
-            train_rows, val_rows, val_name = tr, va, "X (training data)"
-        assert y_val is not None
-        if val_rows is None:
-            val_rows = np.arange(X_val.shape[0])
-        X_normal = X[y == 0]
-        if X_normal.shape[0] < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 normal training rows (after holding "
-                f"out validation data); got {X_normal.shape[0]}"
-            )
+        def forward(idx_n: torch.Tensor, idx_a: torch.Tensor) -> torch.Tensor:
+            return Xn[idx_n]
 
-        nets = self._build_nets(init_gen)
-        scaler = nets["scaler"]
-        assert isinstance(scaler, Standardize)
-        shift, scale = self._scaling_stats(X_normal)
-        check_scaling(X_normal, shift, scale, train_rows[y == 0], "X (training data)")
-        scaler.set(shift, scale)
-        dev = self.device_
-        with torch.no_grad():
-            Xn = nets["scaler"](torch.from_numpy(X_normal).to(dev))
-            Xv = nets["scaler"](torch.from_numpy(X_val).to(dev))
-        has_val_anomalies = bool((y_val == 1).any())
-        self.nets_ = nets  # scoring helpers read self.nets_ during training too
+        return AdversarialStep(
+            groups["d"],
+            {g: group for g, group in groups.items() if g != "d"},
+            lambda x: self._discriminator_loss(nets, x, prior(x)),
+            lambda x: self._generator_losses(nets, x, prior(x)),
+            forward,
+        )
+
+    def _make_evaluate(self, nets: nn.ModuleDict, data: FitData) -> Callable[[], float | None]:
+        Xv, y_val, has_val_anomalies = data.Xv, data.y_val, data.has_val_anomalies
 
         def evaluate() -> float | None:
             if not has_val_anomalies:
@@ -329,33 +301,21 @@ class GANDetector(NeuralDetector):
                 return float("nan")
             return aucpr(y_val, scores)
 
-        set_dropout_generator(nets, train_gen)
-        batches = _TailMergedBatches(int(Xn.shape[0]), 0, self.batch_size_, train_gen, dev)
-        try:
-            result = train_loop(
-                step=self._make_step(nets, Xn, train_gen),
-                batches=batches,
-                evaluate=evaluate,
-                keep={"nets": nets},
-                max_epochs=self.max_epochs,
-                patience=self.patience,
-                verbose=self.verbose,
-                desc=type(self).__name__,
-            )
-        except TrainingDivergedError:
-            # finite weights whose validation scores are not: a validation row too large for
-            # the float32 arithmetic, not a learning rate problem; name that row
-            if has_val_anomalies and finite_weights(nets):
-                nets.eval()
-                self._check_rows_finite(X_val, self._validation_scores(Xv), val_rows, val_name)
-            raise
-        finally:
-            set_dropout_generator(nets, None)
+        return evaluate
+
+    def _batches(self, data: FitData, generator: torch.Generator) -> EpochBatches:
+        return _TailMergedBatches(
+            int(data.Xn.shape[0]), 0, self.batch_size_, generator, self.device_
+        )
+
+    def _name_unscorable_validation_row(self, nets: nn.ModuleDict, data: FitData) -> None:
         nets.eval()
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        self.n_epochs_ = len(result.history)
-        self.fit_time_ = time.perf_counter() - t_start
+        scores = self._validation_scores(data.Xv)
+        self._check_rows_finite(data.X_val, scores, data.val_rows, data.val_name)
+
+    def _fit_scores(self, data: FitData) -> tuple[np.ndarray, np.ndarray]:
+        X, y, X_val, y_val, X_all = data.X, data.y, data.X_val, data.y_val, data.X_all
+        val_rows, val_name = data.val_rows, data.val_name
         # scores of the training rows only serve the contamination threshold; AnoGAN's latent
         # search makes them expensive, so they are computed only when needed. Without them,
         # the labelled training anomalies (a few rows) are scored with the validation rows
@@ -373,7 +333,7 @@ class GANDetector(NeuralDetector):
         if not (np.isfinite(val_scores).all() and np.isfinite(all_scores).all()):
             # train_loop keeps finite weights only: finite weights that score some rows as
             # NaN or inf meet rows too large for the float32 arithmetic; name the first
-            if finite_weights(nets):
+            if finite_weights(self.nets_):
                 self._check_scores(X_val, val_scores, val_name, val_rows)
                 self._check_scores(X_all, all_scores, "X (training data)")
             # a safety net
@@ -382,29 +342,21 @@ class GANDetector(NeuralDetector):
                 f"weights (epoch {self.best_epoch_}) are not finite (lr={self.lr}); try a "
                 "smaller learning rate"
             )
-        self._check_scores(X[anomalies], anomaly_scores, "X (training data)", train_rows[anomalies])
+        rows = data.train_rows[anomalies]
+        self._check_scores(X[anomalies], anomaly_scores, "X (training data)", rows)
         return val_scores[y_val == 0], all_scores
 
     # ------------------------------------------------------------- persistence
-    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        state = {
-            "seed_": self.seed_,
-            "history_": self.history_,
-            "best_epoch_": self.best_epoch_,
-            "n_epochs_": self.n_epochs_,
-            "fit_time_": self.fit_time_,
-            "latent_dim_": self.latent_dim_,
-            "batch_size_": self.batch_size_,
-        }
-        return state, self._module_arrays("nets", self.nets_)
+    def _architecture(self) -> dict[str, Any]:
+        return {name: describe(net) for name, net in self.nets_.items()}
 
-    def _set_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.device_ = resolve_device(self.device)
-        self.seed_ = int(state["seed_"])
-        self.history_ = list(state["history_"])
-        self.best_epoch_ = int(state["best_epoch_"])
-        self.n_epochs_ = int(state["n_epochs_"])
-        self.fit_time_ = float(state["fit_time_"])
+    def _extra_state(self) -> dict[str, Any]:
+        return {"latent_dim_": self.latent_dim_, "batch_size_": self.batch_size_}
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return self._module_arrays("nets", self.nets_)
+
+    def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.latent_dim_ = int(state["latent_dim_"])
         self.batch_size_ = int(state["batch_size_"])
         if self.latent_dim_ != self._resolved("latent_dim"):

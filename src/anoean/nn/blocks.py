@@ -1,4 +1,5 @@
-"""Building blocks shared by every neural model: MLPs, conv encoders/decoders, seeded init.
+"""Building blocks shared by every neural model: the MLP, the conv encoder, input scaling,
+seeded construction, and :func:`describe`, the JSON architecture of any of them.
 
 These are plain ``nn.Module``s: they know no optimiser, file or numpy array. Weight
 initialisation takes an explicit :class:`torch.Generator` so that building a model never
@@ -10,54 +11,45 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-
-def activation(name: str) -> nn.Module:
-    if name == "leaky_relu":
-        return nn.LeakyReLU(0.2)
-    if name == "relu":
-        return nn.ReLU()
-    if name == "tanh":
-        return nn.Tanh()
-    raise ValueError(f"unknown activation {name!r}")
+#: slope of the LeakyReLU between the layers of :class:`MLP` and :class:`ConvEncoder`
+NEGATIVE_SLOPE = 0.2
+#: filters of :class:`ConvEncoder`'s convolutions
+CONV_CHANNELS = (32, 64, 128)
 
 
 class MLP(nn.Sequential):
-    """Linear layers of widths ``dims`` with an activation between them (none after the last).
+    """Linear layers of widths ``dims`` with LeakyReLU(0.2) between them (none after the last)."""
 
-    ``spectral_norm=True`` wraps each linear layer in spectral normalisation (used by ALAD's
-    discriminators). ``dropout`` is applied after each hidden activation.
-    """
-
-    def __init__(
-        self,
-        dims: Sequence[int],
-        *,
-        act: str = "leaky_relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        out_act: str | None = None,
-        spectral_norm: bool = False,
-    ) -> None:
+    def __init__(self, dims: Sequence[int]) -> None:
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=False)):
-            lin: nn.Module = nn.Linear(a, b)
-            if spectral_norm:
-                lin = nn.utils.parametrizations.spectral_norm(lin)
-            layers.append(lin)
+            layers.append(nn.Linear(a, b))
             if i < len(dims) - 2:
-                if batch_norm:
-                    layers.append(nn.BatchNorm1d(b))
-                layers.append(activation(act))
-                if dropout > 0:
-                    layers.append(nn.Dropout(dropout))
-        if out_act is not None:
-            layers.append(activation(out_act))
+                layers.append(nn.LeakyReLU(NEGATIVE_SLOPE))
         super().__init__(*layers)
+        self.negative_slope = NEGATIVE_SLOPE
+
+    def spec(self, prefix: str | None = None) -> dict[str, Any]:
+        """The architecture: layer widths, activation and slope; with ``prefix`` (this
+        module's name in the saved weights) also the array names of each layer's weight and
+        bias, which is what :class:`anoean.serve.numpy_scorer.NumpyScorer` reads."""
+        linears = [(name, m) for name, m in self.named_children() if isinstance(m, nn.Linear)]
+        out: dict[str, Any] = {
+            "kind": "mlp",
+            "layers": [linears[0][1].in_features, *(m.out_features for _, m in linears)],
+            "activation": "leaky_relu",
+            "negative_slope": self.negative_slope,
+        }
+        if prefix is not None:
+            out["weights"] = [f"{prefix}.{name}.weight" for name, _ in linears]
+            out["biases"] = [f"{prefix}.{name}.bias" for name, _ in linears]
+        return out
 
 
 def conv_out_size(size: int, n_layers: int, kernel: int = 4, stride: int = 2, pad: int = 1) -> int:
@@ -69,70 +61,52 @@ def conv_out_size(size: int, n_layers: int, kernel: int = 4, stride: int = 2, pa
 class ConvEncoder(nn.Module):
     """The paper's image encoder: 4x4 convolutions with stride 2 and 32, 64, 128 filters,
     LeakyReLU(0.2) after each, then a linear map of the flattened features to ``out_dim``.
+    ``batch_norm=True`` adds batch normalisation after every convolution but the first.
 
     For 28x28 inputs the feature maps are 14x14, 7x7 and 3x3.
     """
 
-    def __init__(
-        self,
-        in_shape: Sequence[int],
-        out_dim: int,
-        *,
-        channels: Sequence[int] = (32, 64, 128),
-        batch_norm: bool = False,
-        spectral_norm: bool = False,
-    ) -> None:
+    def __init__(self, in_shape: Sequence[int], out_dim: int, *, batch_norm: bool = False) -> None:
         super().__init__()
         c_in, h, w = (int(s) for s in in_shape)
+        self.in_shape, self.out_dim = (c_in, h, w), int(out_dim)
         layers: list[nn.Module] = []
-        for c in channels:
-            conv: nn.Module = nn.Conv2d(c_in, c, kernel_size=4, stride=2, padding=1)
-            if spectral_norm:
-                conv = nn.utils.parametrizations.spectral_norm(conv)
-            layers.append(conv)
-            if batch_norm and c_in != in_shape[0]:
+        self.batch_norms: list[bool] = []
+        for c in CONV_CHANNELS:
+            layers.append(nn.Conv2d(c_in, c, kernel_size=4, stride=2, padding=1))
+            norm = batch_norm and c_in != in_shape[0]
+            if norm:
                 layers.append(nn.BatchNorm2d(c))
-            layers.append(nn.LeakyReLU(0.2))
+            self.batch_norms.append(norm)
+            layers.append(nn.LeakyReLU(NEGATIVE_SLOPE))
             c_in = c
         self.features = nn.Sequential(*layers)
-        oh, ow = conv_out_size(h, len(channels)), conv_out_size(w, len(channels))
+        oh, ow = conv_out_size(h, len(CONV_CHANNELS)), conv_out_size(w, len(CONV_CHANNELS))
         if oh < 1 or ow < 1:
             raise ValueError(
                 f"images of shape {tuple(in_shape)} are too small for the conv encoder"
             )
         self.flat_dim = c_in * oh * ow
-        head: nn.Module = nn.Linear(self.flat_dim, out_dim)
-        if spectral_norm:
-            head = nn.utils.parametrizations.spectral_norm(head)
-        self.head = head
+        self.head = nn.Linear(self.flat_dim, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1))
 
-
-class ConvDecoder(nn.Module):
-    """DCGAN-style generator for images: linear to (128, s, s), then transposed 4x4 stride-2
-    convolutions 128 -> 64 -> 32 -> C, with a sigmoid output in [0, 1], cropped to (H, W)."""
-
-    def __init__(self, in_dim: int, out_shape: Sequence[int], *, batch_norm: bool = True) -> None:
-        super().__init__()
-        c_out, h, w = (int(s) for s in out_shape)
-        self.out_shape = (c_out, h, w)
-        self.s = max(1, math.ceil(max(h, w) / 8))
-        self.fc = nn.Sequential(nn.Linear(in_dim, 128 * self.s * self.s), nn.ReLU())
-        blocks: list[nn.Module] = []
-        for a, b in ((128, 64), (64, 32)):
-            blocks.append(nn.ConvTranspose2d(a, b, 4, 2, 1))
-            if batch_norm:
-                blocks.append(nn.BatchNorm2d(b))
-            blocks.append(nn.ReLU())
-        blocks += [nn.ConvTranspose2d(32, c_out, 4, 2, 1), nn.Sigmoid()]
-        self.deconv = nn.Sequential(*blocks)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.deconv(self.fc(z).view(-1, 128, self.s, self.s))
-        c, h, w = self.out_shape
-        return x[:, :, :h, :w]
+    def spec(self, prefix: str | None = None) -> dict[str, Any]:
+        """The architecture: input shape, filters, kernel, stride, padding, batch norm after
+        each convolution, activation and slope, output size."""
+        return {
+            "kind": "conv",
+            "in_shape": list(self.in_shape),
+            "channels": list(CONV_CHANNELS),
+            "kernel": 4,
+            "stride": 2,
+            "padding": 1,
+            "batch_norm": list(self.batch_norms),
+            "activation": "leaky_relu",
+            "negative_slope": NEGATIVE_SLOPE,
+            "out_dim": self.out_dim,
+        }
 
 
 @torch.no_grad()
@@ -183,6 +157,9 @@ def build(module_fn, generator: torch.Generator, device: torch.device) -> nn.Mod
 class Standardize(nn.Module):
     """``(x - shift) / scale`` with fitted buffers: part of the encoder, so it is exported."""
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, shape: tuple[int, ...]) -> None:
         super().__init__()
         self.register_buffer("shift", torch.zeros(shape))
@@ -194,3 +171,65 @@ class Standardize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.shift) / self.scale
+
+    def spec(self, prefix: str | None = None) -> dict[str, Any]:
+        """``{"kind": "standardize", "shape": ...}``; with ``prefix`` (this module's name in
+        the saved weights) also the array names of ``shift`` and ``scale``."""
+        out: dict[str, Any] = {"kind": "standardize", "shape": list(self.shift.shape)}
+        if prefix is not None:
+            out["shift"], out["scale"] = f"{prefix}.shift", f"{prefix}.scale"
+        return out
+
+
+def describe(module: nn.Module) -> Any:
+    """The architecture of ``module`` as JSON: what a model file records (``"architecture"``
+    in its ``config.json``) so that a reader knows the layers without parsing weight names.
+
+    A module with a ``spec()`` method describes itself (:class:`MLP`, :class:`ConvEncoder`,
+    :class:`Standardize`, the GAN nets' dropout); a layer is one small object (``{"linear":
+    [in, out]}``, ``{"conv": [in, out], "kernel": k, "stride": s, "padding": p}``,
+    ``{"leaky_relu": slope}``, ``"relu"``, ``{"batch_norm": n}``, ``{"dropout": p}``, with
+    ``"spectral_norm": true`` where it applies); a ``Sequential`` is the list of its
+    layers; any other module is ``{"module": class name, child name: description, ...}``.
+    """
+    spec = getattr(module, "spec", None)
+    if callable(spec):
+        return spec()
+    layer = _layer_spec(module)
+    if layer is not None:
+        return layer
+    if isinstance(module, nn.Sequential):
+        return [describe(m) for m in module]
+    return {
+        "module": type(module).__name__.lstrip("_"),
+        **{name: describe(child) for name, child in module.named_children()},
+    }
+
+
+def _square(value: tuple[int, ...]) -> int | list[int]:
+    return int(value[0]) if len(set(value)) == 1 else [int(v) for v in value]
+
+
+def _layer_spec(m: nn.Module) -> Any:
+    sn = {"spectral_norm": True} if nn.utils.parametrize.is_parametrized(m) else {}
+    if isinstance(m, nn.Linear):
+        return {"linear": [m.in_features, m.out_features], **sn}
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        kind = "conv" if isinstance(m, nn.Conv2d) else "conv_transpose"
+        return {
+            kind: [m.in_channels, m.out_channels],
+            "kernel": _square(m.kernel_size),
+            "stride": _square(m.stride),
+            "padding": _square(m.padding),  # type: ignore[arg-type]
+            **sn,
+        }
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return {"batch_norm": m.num_features}
+    if isinstance(m, nn.LeakyReLU):
+        return {"leaky_relu": m.negative_slope}
+    if isinstance(m, nn.Dropout):
+        return {"dropout": m.p}
+    for cls, name in ((nn.ReLU, "relu"), (nn.Tanh, "tanh"), (nn.Sigmoid, "sigmoid")):
+        if isinstance(m, cls):
+            return name
+    return None

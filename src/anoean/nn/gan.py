@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from anoean.nn.blocks import conv_out_size
+from anoean.nn.blocks import conv_out_size, describe
 
 # ----------------------------------------------------------------------------- primitives
 
@@ -56,6 +57,10 @@ class SeededDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+    def spec(self) -> dict[str, Any]:
+        """Its entry in the model's architecture (:func:`anoean.nn.blocks.describe`)."""
+        return {"dropout": self.p}
 
 
 def set_dropout_generator(module: nn.Module, generator: torch.Generator | None) -> None:
@@ -248,6 +253,16 @@ class ConvGenerator(nn.Module):
         x = self.deconv(self.fc(z).view(-1, 128, self.h0, self.w0))
         _, h, w = self.out_shape
         return x[:, :, :h, :w]
+
+    def spec(self) -> dict[str, Any]:
+        """Its architecture (:func:`anoean.nn.blocks.describe`), with the output crop."""
+        return {
+            "module": "ConvGenerator",
+            "fc": describe(self.fc),
+            "maps": [128, self.h0, self.w0],
+            "deconv": describe(self.deconv),
+            "out_shape": list(self.out_shape),
+        }
 
 
 class ConvEncoder(nn.Module):

@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 
 from anoean.core.modelfile import ModelFileError, read_model_dir
-from anoean.serve.numpy_scorer import NumpyScorer
+from anoean.serve.numpy_scorer import (
+    NumpyScorer,
+    encoder_spec,
+    exportable_classes,
+    exportable_entry,
+)
 
 ENGINES = ("auto", "torch", "numpy", "onnx")
 
@@ -105,8 +110,8 @@ def load_scorer(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
     config, arrays = read_model_dir(path)
-    is_anoean = config.get("class") == "AnoEAN"
-    is_mlp = is_anoean and config["params"].get("encoder", "mlp") == "mlp"
+    entry = exportable_entry(config)  # a class the numpy and ONNX engines can run
+    is_mlp = entry is not None and encoder_spec(config).get("kind") == "mlp"
     if engine == "auto":
         engine = ("onnx" if _onnx_available() else "numpy") if is_mlp else "torch"
     threshold = float(config["state"]["threshold_"])
@@ -122,15 +127,15 @@ def load_scorer(
             det._unchecked_anomaly_score,
             det,
         )
-    if not is_anoean:
+    if entry is None:
         raise ModelFileError(
             f"{path} holds a model of class {config.get('class')}; the {engine!r} engine runs "
-            "AnoEAN models only (use --engine torch)"
+            f"{exportable_classes()} models only (use --engine torch)"
         )
     if not is_mlp:
         raise ModelFileError(
-            f"{path} uses encoder={config['params'].get('encoder')!r}; the {engine!r} engine "
-            "scores table models (MLP encoder) only (use --engine torch)"
+            f"{path} uses {entry.arch_param}={config['params'].get(entry.arch_param)!r}; the "
+            f"{engine!r} engine scores table models (MLP encoder) only (use --engine torch)"
         )
     sc = NumpyScorer.from_arrays(config, arrays, source=str(path))
     if engine == "numpy":

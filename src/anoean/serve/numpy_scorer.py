@@ -1,11 +1,17 @@
 """Score a saved AnoEAN with numpy alone: no torch, no scikit-learn.
 
 The score is the paper's a(x) = ||(E(x) - mu) W||_2, where E is the encoder (its input
-scaling layer ``Standardize``, then the MLP with LeakyReLU(0.2) between linear layers) and
+scaling layer ``Standardize``, then the MLP with a LeakyReLU between linear layers) and
 ``W`` the whitening matrix stored with the model (see :mod:`anoean.core.gaussian`). The weights are
 read with ``safetensors.numpy`` after the same checks as :func:`anoean.load` (format,
 SHA-256 of the weights, every shape), so a damaged or tampered model is refused with a
 :class:`~anoean.core.modelfile.ModelFileError`.
+
+The layers come from the architecture the model file records (``"architecture"`` in the
+state of its ``config.json``: layer widths, activation and slope, and the names of each
+layer's weight and bias arrays); which classes can be scored so, from the method registry
+(:func:`anoean.core.registry.by_class`, ``numpy_exportable``). Files written by anoean 0.1.0
+record no architecture: :func:`legacy_v0_1_0_encoder_spec` gives theirs.
 
 The encoder runs in float32, like the torch model, and the distance in float64, also like
 it (so that finite codes always give a finite score; see :mod:`anoean.core.gaussian`): the
@@ -24,11 +30,76 @@ from typing import Any
 import numpy as np
 
 from anoean.core.modelfile import ModelFileError, read_model_dir
+from anoean.core.registry import METHODS, MethodInfo, by_class
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-#: LeakyReLU slope of the encoder (anoean.nn.blocks.MLP's default activation)
-NEGATIVE_SLOPE = 0.2
+
+def exportable_entry(config: dict[str, Any]) -> MethodInfo | None:
+    """The registry entry of a saved model's class when that class is exported without torch
+    (``numpy_exportable``: :class:`NumpyScorer` and the ONNX graph), else None."""
+    entry = by_class(str(config.get("class")))
+    return entry if entry is not None and entry.numpy_exportable else None
+
+
+def exportable_classes() -> str:
+    """The classes :func:`exportable_entry` accepts, for messages ("AnoEAN")."""
+    return ", ".join(m.class_name for m in METHODS.values() if m.numpy_exportable)
+
+
+def encoder_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """The architecture of a saved model's encoder: what its state records, or, for a file
+    written by anoean 0.1.0 (which records none), :func:`legacy_v0_1_0_encoder_spec`."""
+    arch = config.get("state", {}).get("architecture")
+    if arch is None:
+        return legacy_v0_1_0_encoder_spec(config)
+    spec = arch.get("encoder") if isinstance(arch, dict) else None
+    if not isinstance(spec, dict):
+        raise ModelFileError("the model's recorded architecture has no encoder")
+    return spec
+
+
+#: the hidden widths and the LeakyReLU slope of anoean 0.1.0's MLP encoder (frozen: what the
+#: files of that version hold, whatever later versions build)
+V0_1_0_ENCODER_HIDDEN = (128, 64, 32)
+V0_1_0_NEGATIVE_SLOPE = 0.2
+
+
+def legacy_v0_1_0_encoder_spec(config: dict[str, Any]) -> dict[str, Any]:
+    """The encoder architecture of an AnoEAN model directory written by anoean 0.1.0.
+
+    0.1.0 recorded no architecture; it follows from the parameters and the input shape:
+    ``encoder="conv"`` is the conv encoder; ``encoder="mlp"`` was the input scaling
+    (``encoder.scaler``) then ``MLP([p, 128, 64, 32, latent_dim])`` with LeakyReLU(0.2)
+    between layers, an ``nn.Sequential`` whose linear layers are its children 0, 2, 4, 6
+    (``encoder.body.0`` ...: one activation after each hidden layer). This is the one place
+    that knows 0.1.0's weight names; :meth:`NumpyScorer.from_arrays` then checks every array
+    shape against the layer widths, as for a file that records its architecture.
+    """
+    params, state = config.get("params", {}), config.get("state", {})
+    kind = params.get("encoder", "mlp")
+    if kind != "mlp":
+        return {"kind": kind}
+    try:
+        p, d = int(state["input_shape_"][0]), int(params["latent_dim"])
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"the model's parameters give no encoder architecture: {exc}") from exc
+    layers = [p, *V0_1_0_ENCODER_HIDDEN, d]
+    names = [f"encoder.body.{2 * i}" for i in range(len(layers) - 1)]
+    return {
+        "kind": "mlp",
+        "layers": layers,
+        "activation": "leaky_relu",
+        "negative_slope": V0_1_0_NEGATIVE_SLOPE,
+        "weights": [f"{n}.weight" for n in names],
+        "biases": [f"{n}.bias" for n in names],
+        "input_scaling": {
+            "kind": "standardize",
+            "shape": [p],
+            "shift": "encoder.scaler.shift",
+            "scale": "encoder.scaler.scale",
+        },
+    }
 
 
 class NumpyScorer:
@@ -40,6 +111,8 @@ class NumpyScorer:
         The encoder's input scaling: ``(x - shift) / scale``.
     layers : list of (weight, bias)
         The MLP's linear layers, weight of shape (out, in) as in torch.
+    negative_slope : float in [0, 1]
+        Slope of the LeakyReLU between the linear layers.
     mu : ndarray of shape (d,)
         Mean of the encoded validation normals.
     whiten : ndarray of shape (d, d)
@@ -50,8 +123,8 @@ class NumpyScorer:
     Examples
     --------
     >>> import numpy as np
-    >>> sc = NumpyScorer(shift=np.zeros(2), scale=np.ones(2),
-    ...                  layers=[(np.eye(2), np.zeros(2))], mu=np.zeros(2), whiten=np.eye(2))
+    >>> sc = NumpyScorer(shift=np.zeros(2), scale=np.ones(2), layers=[(np.eye(2), np.zeros(2))],
+    ...                  negative_slope=0.2, mu=np.zeros(2), whiten=np.eye(2))
     >>> sc.score(np.array([[3.0, 4.0]]))
     array([5.])
     """
@@ -62,6 +135,7 @@ class NumpyScorer:
         shift: np.ndarray,
         scale: np.ndarray,
         layers: list[tuple[np.ndarray, np.ndarray]],
+        negative_slope: float,
         mu: np.ndarray,
         whiten: np.ndarray,
         threshold: float | None = None,
@@ -72,6 +146,10 @@ class NumpyScorer:
         self.scale = np.ascontiguousarray(scale, dtype=f32).reshape(-1)
         if not layers:
             raise ValueError("the encoder needs at least one linear layer")
+        if not 0.0 <= float(negative_slope) <= 1.0:
+            # the activation is computed as max(h, slope * h), which needs a slope in [0, 1]
+            raise ValueError(f"negative_slope must be in [0, 1]; got {negative_slope}")
+        self.negative_slope = float(negative_slope)
         # stored transposed, (in, out), so a batch is one row-major product per layer
         self._wt = [np.ascontiguousarray(np.asarray(w, dtype=f32).T) for w, _ in layers]
         self._b = [np.ascontiguousarray(b, dtype=f32).reshape(-1) for _, b in layers]
@@ -116,38 +194,46 @@ class NumpyScorer:
     def from_arrays(
         cls, config: dict[str, Any], arrays: dict[str, np.ndarray], *, source: str = "model"
     ) -> NumpyScorer:
-        """Build from a verified (config, arrays) pair as returned by ``read_model_dir``."""
-        if config.get("class") != "AnoEAN":
+        """Build from a verified (config, arrays) pair as returned by ``read_model_dir``,
+        reading the layers from the architecture the model records (:func:`encoder_spec`)."""
+        entry = exportable_entry(config)
+        if entry is None:
             raise ModelFileError(
                 f"{source} holds a model of class {config.get('class')}; NumpyScorer scores "
-                "AnoEAN models only"
+                f"{exportable_classes()} models only"
             )
         params, state = config.get("params", {}), config.get("state", {})
-        if params.get("encoder", "mlp") != "mlp":
+        spec = encoder_spec(config)
+        if spec.get("kind") != "mlp":
             raise ModelFileError(
-                f"{source} uses encoder={params.get('encoder')!r}; NumpyScorer supports the MLP "
-                "encoder only. Export the model to ONNX (anoean export --onnx) to score it "
-                "without torch."
+                f"{source} uses {entry.arch_param}={params.get(entry.arch_param)!r}; "
+                "NumpyScorer supports the MLP encoder only. Export the model to ONNX (anoean "
+                "export --onnx) to score it without torch."
             )
         try:
-            n_layers = 0
-            while f"encoder.body.{2 * n_layers}.weight" in arrays:
-                n_layers += 1
+            if spec["activation"] != "leaky_relu":
+                raise ValueError(f"activation {spec['activation']!r} is not supported")
             layers = [
-                (arrays[f"encoder.body.{2 * i}.weight"], arrays[f"encoder.body.{2 * i}.bias"])
-                for i in range(n_layers)
+                (arrays[w], arrays[b]) for w, b in zip(spec["weights"], spec["biases"], strict=True)
             ]
+            widths = [int(layers[0][0].shape[1]), *(int(w.shape[0]) for w, _ in layers)]
+            if widths != [int(n) for n in spec["layers"]]:
+                raise ValueError(
+                    f"the weights have layer widths {widths}, the architecture {spec['layers']}"
+                )
+            scaling = spec["input_scaling"]
             names = state.get("feature_names_in_")
             return cls(
-                shift=arrays["encoder.scaler.shift"],
-                scale=arrays["encoder.scaler.scale"],
+                shift=arrays[scaling["shift"]],
+                scale=arrays[scaling["scale"]],
                 layers=layers,
+                negative_slope=float(spec["negative_slope"]),
                 mu=arrays["gaussian.mu"],
                 whiten=arrays["gaussian.whiten"],
                 threshold=state.get("threshold_"),
                 feature_names=None if names is None else [str(n) for n in names],
             )
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
             raise ModelFileError(f"{source}: model weights are inconsistent: {exc}") from exc
 
     # ------------------------------------------------------------------ scoring
@@ -189,8 +275,8 @@ class NumpyScorer:
                 h = h @ wt
                 h += b
                 if i < last:
-                    # LeakyReLU(0.2): max(h, 0.2 h) for a slope in (0, 1)
-                    np.maximum(h, NEGATIVE_SLOPE * h, out=h)
+                    # LeakyReLU: max(h, slope h) for a slope in [0, 1]
+                    np.maximum(h, self.negative_slope * h, out=h)
         return h
 
     def _unchecked_score(self, X: Any) -> np.ndarray:
@@ -254,7 +340,7 @@ class NumpyScorer:
                 h = h @ wt
                 h += self._b[i]
                 if i < last:
-                    h = np.maximum(h, NEGATIVE_SLOPE * h)
+                    h = np.maximum(h, self.negative_slope * h)
             w = (h.astype(np.float64) - self.mu) @ self.whiten
             s = float(np.sqrt(w @ w))
         if not math.isfinite(s):

@@ -8,8 +8,10 @@ The model's threshold, feature names and anoean version are stored in the model'
 ``metadata_props``.
 
 * The MLP encoder is written node by node with ``onnx.helper`` straight from the saved
-  weights (no torch exporter involved): Sub/Div for the input scaling, Gemm and
-  LeakyRelu(0.2) for the MLP, then Sub, MatMul, Mul, ReduceSum and Sqrt for the distance.
+  weights (no torch exporter involved), as :class:`~anoean.serve.numpy_scorer.NumpyScorer`
+  reads them from the architecture the model records: Sub/Div for the input scaling, Gemm
+  and LeakyRelu (the recorded slope) for the MLP, then Sub, MatMul, Mul, ReduceSum and Sqrt
+  for the distance.
 * The conv encoder goes through ``torch.onnx.export`` (the TorchScript-based exporter,
   ``dynamo=False``: the newer exporter needs the extra package ``onnxscript``).
 
@@ -28,7 +30,12 @@ from typing import Any
 import numpy as np
 
 from anoean.core.modelfile import ModelFileError, read_model_dir
-from anoean.serve.numpy_scorer import NEGATIVE_SLOPE, NumpyScorer
+from anoean.serve.numpy_scorer import (
+    NumpyScorer,
+    encoder_spec,
+    exportable_classes,
+    exportable_entry,
+)
 
 OPSET = 17
 IR_VERSION = 8
@@ -67,7 +74,9 @@ def mlp_graph(scorer: NumpyScorer, *, metadata: dict[str, str] | None = None) ->
         out = f"lin{i}"
         nodes.append(helper.make_node("Gemm", [h, const(f"W{i}", wt), const(f"b{i}", b)], [out]))
         if i < last:
-            nodes.append(helper.make_node("LeakyRelu", [out], [f"act{i}"], alpha=NEGATIVE_SLOPE))
+            nodes.append(
+                helper.make_node("LeakyRelu", [out], [f"act{i}"], alpha=scorer.negative_slope)
+            )
             out = f"act{i}"
         h = out
     # the distance in float64, as in torch and numpy: finite codes give a finite score
@@ -183,10 +192,10 @@ def export_onnx(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) 
         The directory is damaged or does not hold an AnoEAN model.
     """
     config, arrays = read_model_dir(model_dir)
-    if config.get("class") != "AnoEAN":
+    if exportable_entry(config) is None:
         raise ModelFileError(
-            f"{model_dir} holds a model of class {config.get('class')}; only AnoEAN models "
-            "export to ONNX"
+            f"{model_dir} holds a model of class {config.get('class')}; only "
+            f"{exportable_classes()} models export to ONNX"
         )
     state = config["state"]
     metadata = {
@@ -198,7 +207,7 @@ def export_onnx(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) 
     names = _feature_names(Path(model_dir), state)
     if names is not None:
         metadata["feature_names"] = json.dumps(names)
-    if config["params"].get("encoder", "mlp") == "mlp":
+    if encoder_spec(config).get("kind") == "mlp":
         scorer = NumpyScorer.from_arrays(config, arrays, source=str(model_dir))
         data = mlp_graph(scorer, metadata=metadata).SerializeToString()
     else:

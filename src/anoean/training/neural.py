@@ -1,15 +1,31 @@
-"""What every neural detector shares on top of :class:`~anoean.core.detector.BaseDetector`.
+"""What every neural detector shares on top of :class:`~anoean.core.detector.BaseDetector`,
+including the one fit template (:meth:`NeuralDetector._fit`).
 
-* a stratified hold-out of validation data when none is given;
-* the input scaling layer, stored inside the encoder so that every inference path (torch,
-  ONNX, numpy) applies it identically;
-* batched, on-device inference with bounded memory;
-* seeding and device resolution at ``fit`` time (never in ``__init__``).
+The template owns, in this order: seeding (``seed_``, ``device_``, the numpy generator for
+the hold-out split, the torch generators for initialisation and for training); the stratified
+hold-out of validation data when none is given; the input scaling statistics and their
+float32 overflow check (:func:`anoean.core.splits.check_scaling`), stored in a scaling layer
+inside the networks so that every inference path (torch, ONNX, numpy) applies it
+identically; the optimisers (one :func:`anoean.training.adversarial.adam` per parameter
+group); the training loop (:func:`anoean.training.loop.train_loop`: early stopping,
+divergence handling, naming a validation row too large for the float32 arithmetic); and the
+saved state every neural model has (``seed_``, ``history_``, ``best_epoch_``, ``n_epochs_``,
+``fit_time_`` and the ``architecture``, checked against the networks on load).
+
+A model supplies its networks (:meth:`~NeuralDetector._build_nets`), its parameter groups
+and Adam betas, its training step (an :class:`~anoean.training.adversarial.AdversarialStep`
+built from its losses), the per-epoch validation score, what to do once trained, and its
+extra state: see the hooks below, :class:`anoean.models.anoean.detector.AnoEAN` and
+:class:`anoean.models.gan.GANDetector`.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -18,45 +34,18 @@ import torch
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from anoean.core.detector import FLOAT32_MAX, BaseDetector, UnscorableRowsError
+from anoean.core.detector import BaseDetector
+from anoean.core.runtime import make_generators, resolve_device, resolve_seed
+from anoean.core.splits import check_scaling, holdout_split, scaling_stats
 from anoean.nn.blocks import Standardize
+from anoean.nn.gan import set_dropout_generator
+from anoean.training.adversarial import Group, Losses
+from anoean.training.loop import EpochBatches, TrainingDivergedError, train_loop
 
 #: rows per inference batch. Small batches keep each layer's activations in the CPU caches:
 #: on 2 cores, scoring 1,000,000 x 122 rows ran at 1.7 M rows/s with 4,096-row batches
 #: against 0.93 M rows/s with 32,768 (benchmarks/bench_anoean.py).
 INFERENCE_BATCH = 4096
-
-
-def check_scaling(
-    X: np.ndarray, shift: np.ndarray, scale: np.ndarray, index: np.ndarray, name: str
-) -> None:
-    """Raise :class:`~anoean.core.detector.UnscorableRowsError` where the input scaling
-    ``(x - shift) / scale``, in float32 as :class:`Standardize` computes it, overflows on a
-    row of X (a column whose values span more than the float32 range). ``index`` maps X's
-    rows to the row numbers to report.
-
-    Rounding is monotone, so each column's extremes are its minimum and maximum: the check
-    costs one min/max pass unless a column overflows.
-    """
-    if X.shape[0] == 0:
-        return
-    flat = X.reshape(X.shape[0], -1)
-    s = np.asarray(shift, dtype=np.float32).reshape(-1)
-    c = np.asarray(scale, dtype=np.float32).reshape(-1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        ends = (np.stack([flat.min(axis=0), flat.max(axis=0)]) - s) / c
-        if np.isfinite(ends).all():
-            return
-        bad = ~np.isfinite((flat - s) / c)
-    i, j = (int(v) for v in np.argwhere(bad)[0])
-    rows = np.asarray(index)[np.flatnonzero(bad.any(axis=1))]
-    raise UnscorableRowsError(
-        f"{name}: row {int(np.asarray(index)[i])}, column {j} holds {float(flat[i, j]):.6g}: "
-        f"the input scaling (x - {float(s[j]):.6g}) / {float(c[j]):.6g} overflows the model's "
-        f"float32 arithmetic there, as the column's values span more than the float32 range "
-        f"(+-{FLOAT32_MAX:.4g}); rescale that column ({rows.size} such row(s) in all)",
-        rows,
-    )
 
 
 def finite_weights(module: nn.Module) -> bool:
@@ -68,8 +57,38 @@ def finite_weights(module: nn.Module) -> bool:
     )
 
 
+@dataclass
+class FitData:
+    """The rows of one fit after the hold-out split, and their tensors on the device.
+
+    ``X, y`` are the training part and ``X_val, y_val`` the validation part; ``X_all`` is
+    the data passed to ``fit`` (both parts when the validation rows were held out of it).
+    ``train_rows`` and ``val_rows`` map their rows to the row numbers to report, and
+    ``val_name`` names the validation rows in messages. ``Xn``, ``Xa`` and ``Xv`` (the normal
+    and the anomalous training rows and the validation rows, as the model trains on them)
+    are set by :meth:`NeuralDetector._to_device`.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_all: np.ndarray
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    val_name: str
+    Xn: torch.Tensor = None  # type: ignore[assignment]
+    Xa: torch.Tensor = None  # type: ignore[assignment]
+    Xv: torch.Tensor = None  # type: ignore[assignment]
+
+    @property
+    def has_val_anomalies(self) -> bool:
+        return bool((self.y_val == 1).any())
+
+
 class NeuralDetector(BaseDetector):
-    """Base for torch detectors: architecture check, device, batched inference helpers."""
+    """Base for torch detectors: the fit template, architecture check, device, batched
+    inference helpers, the common saved state."""
 
     __abstract__ = True
 
@@ -150,6 +169,196 @@ class NeuralDetector(BaseDetector):
                 return scaler.shift.cpu().numpy(), scaler.scale.cpu().numpy()
         return None
 
+    # ------------------------------------------------------------ fit template
+    def _fit(
+        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        t_start = time.perf_counter()
+        self.seed_ = resolve_seed(self.random_state)
+        self.device_ = resolve_device(self.device)
+        self._resolve_sizes()
+        rng, _ = make_generators(self.seed_)
+        init_gen = torch.Generator().manual_seed(self.seed_)
+        train_gen = torch.Generator(device=self.device_).manual_seed(self.seed_ + 1)
+        data = _split(X, y, X_val, y_val, self.validation_fraction, rng)
+        self._check_data(data)
+
+        nets = self._build_nets(init_gen)
+        rows, index = self._scaling_rows(data)
+        shift, scale = self._scaling_stats(rows)
+        check_scaling(rows, shift, scale, index, "X (training data)")
+        self._scaler(nets).set(shift, scale)
+        self._prepare_nets(nets)
+        self._to_device(nets, data)
+        betas = self._adam_betas()
+        groups = {
+            name: Group.adam(params, self.lr, betas)
+            for name, params in self._param_groups(nets).items()
+        }
+        step = self._make_step(nets, data, groups, train_gen)
+        evaluate = self._make_evaluate(nets, data)
+        batches = self._batches(data, train_gen)
+        keep = self._kept(nets)
+        set_dropout_generator(nets, train_gen)
+        try:
+            result = train_loop(
+                step=step,
+                batches=batches,
+                evaluate=evaluate,
+                keep=keep,
+                max_epochs=self.max_epochs,
+                patience=self.patience,
+                verbose=self.verbose,
+                desc=type(self).__name__,
+            )
+        except TrainingDivergedError:
+            # finite weights whose validation scores are not: a validation row too large for
+            # the float32 arithmetic, not a learning rate problem; name that row
+            if data.has_val_anomalies and all(finite_weights(m) for m in keep.values()):
+                self._name_unscorable_validation_row(nets, data)
+            raise
+        finally:
+            set_dropout_generator(nets, None)
+        self._set_trained(nets)
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self.n_epochs_ = len(result.history)
+        self._after_training(data)
+        self.fit_time_ = time.perf_counter() - t_start
+        return self._fit_scores(data)
+
+    # hooks: what a model must say
+    @abstractmethod
+    def _build_nets(self, generator: torch.Generator) -> nn.ModuleDict:
+        """Every network of the model, initialised from ``generator``, on ``self.device_``."""
+
+    @abstractmethod
+    def _param_groups(self, nets: nn.ModuleDict) -> dict[str, list[nn.Parameter]]:
+        """Parameters by optimiser group; ``"d"``, the discriminators, first."""
+
+    @abstractmethod
+    def _adam_betas(self) -> tuple[float, float]:
+        """Adam's (beta1, beta2) for every group."""
+
+    @abstractmethod
+    def _make_step(
+        self,
+        nets: nn.ModuleDict,
+        data: FitData,
+        groups: dict[str, Group],
+        generator: torch.Generator,
+    ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
+        """The training step on index batches of ``data.Xn`` / ``data.Xa`` (an
+        :class:`~anoean.training.adversarial.AdversarialStep`); ``generator`` draws every
+        random number of training."""
+
+    @abstractmethod
+    def _make_evaluate(self, nets: nn.ModuleDict, data: FitData) -> Callable[[], float | None]:
+        """The per-epoch validation AUC-PR (None without validation anomalies; NaN when the
+        weights have diverged, which stops training)."""
+
+    @abstractmethod
+    def _name_unscorable_validation_row(self, nets: nn.ModuleDict, data: FitData) -> None:
+        """Training diverged with finite weights: raise
+        :class:`~anoean.core.detector.UnscorableRowsError` naming the validation row whose
+        score is not finite, if there is one."""
+
+    @abstractmethod
+    def _architecture(self) -> dict[str, Any]:
+        """The fitted networks' architecture, as JSON (recorded in the model file)."""
+
+    @abstractmethod
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays to save (the weights, by name)."""
+
+    @abstractmethod
+    def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Rebuild the fitted model from its saved state (after the common part)."""
+
+    # hooks with defaults
+    def _resolve_sizes(self) -> None:
+        """Resolve parameters whose default depends on the network kind."""
+
+    def _check_data(self, data: FitData) -> None:
+        """Refuse data or parameters that cannot be trained on, before anything is built."""
+
+    def _scaler(self, nets: nn.ModuleDict) -> Standardize:
+        scaler = nets["scaler"]
+        assert isinstance(scaler, Standardize)
+        return scaler
+
+    def _scaling_rows(self, data: FitData) -> tuple[np.ndarray, np.ndarray]:
+        """The rows the input scaling is fitted on, and their row numbers: all training rows."""
+        return data.X, data.train_rows
+
+    def _scaling_stats(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return scaling_stats(X, self._resolve_scaling())
+
+    def _prepare_nets(self, nets: nn.ModuleDict) -> None:
+        """Called with the input scaling set, before the optimisers see the parameters."""
+
+    def _to_device(self, nets: nn.ModuleDict, data: FitData) -> None:
+        """Set ``data.Xn``, ``data.Xa``, ``data.Xv``: by default the rows as they are."""
+        dev = self.device_
+        data.Xn = torch.from_numpy(data.X[data.y == 0]).to(dev)
+        data.Xa = torch.from_numpy(data.X[data.y == 1]).to(dev)
+        data.Xv = torch.from_numpy(data.X_val).to(dev)
+
+    def _batches(self, data: FitData, generator: torch.Generator) -> EpochBatches:
+        n_normal, n_anomaly = int(data.Xn.shape[0]), int(data.Xa.shape[0])
+        return EpochBatches(n_normal, n_anomaly, self.batch_size, generator, self.device_)
+
+    def _kept(self, nets: nn.ModuleDict) -> dict[str, nn.Module]:
+        """The modules whose best-epoch weights training restores."""
+        return {"nets": nets}
+
+    def _set_trained(self, nets: nn.ModuleDict) -> None:
+        """Make the trained networks the detector's."""
+        self.nets_ = nets.eval()
+
+    def _after_training(self, data: FitData) -> None:
+        """Fit what the score needs beyond the networks (AnoEAN: the Gaussian)."""
+
+    def _fit_scores(self, data: FitData) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of the validation normals and of all the rows passed to ``fit``."""
+        val_scores = self._anomaly_score(data.X_val)
+        train_scores = self._anomaly_score(data.X_all)
+        return val_scores[data.y_val == 0], train_scores
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Fitted scalars to save beyond the common ones."""
+        return {}
+
+    # ------------------------------------------------------------- persistence
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        state = {
+            "seed_": self.seed_,
+            "history_": self.history_,
+            "best_epoch_": self.best_epoch_,
+            "n_epochs_": self.n_epochs_,
+            "fit_time_": self.fit_time_,
+            **self._extra_state(),
+            "architecture": self._architecture(),
+        }
+        return state, self._state_arrays()
+
+    def _set_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.device_ = resolve_device(self.device)
+        self.seed_ = int(state["seed_"])
+        self.history_ = list(state["history_"])
+        self.best_epoch_ = int(state["best_epoch_"])
+        self.n_epochs_ = int(state["n_epochs_"])
+        self.fit_time_ = float(state["fit_time_"])
+        self._restore(state, arrays)
+        recorded = state.get("architecture")  # None in files written by anoean 0.1.0
+        if recorded is not None:
+            built = json.loads(json.dumps(self._architecture()))
+            if recorded != built:
+                raise ValueError(
+                    "the architecture recorded in the model file is not the one its "
+                    f"parameters build: recorded {_first_difference(recorded, built)}"
+                )
+
     def _module_arrays(self, prefix: str, module: nn.Module) -> dict[str, np.ndarray]:
         return {f"{prefix}.{k}": v.detach().cpu().numpy() for k, v in module.state_dict().items()}
 
@@ -168,3 +377,38 @@ class NeuralDetector(BaseDetector):
                 f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
             )
         module.load_state_dict(state, strict=True)
+
+
+def _split(
+    X: np.ndarray,
+    y: np.ndarray,
+    X_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    validation_fraction: float,
+    rng: np.random.Generator,
+) -> FitData:
+    """The training and validation parts: the given ``X_val``, or a stratified hold-out."""
+    X_all = X
+    # the row numbers to report for the training and validation rows
+    train_rows, val_rows, val_name = np.arange(X.shape[0]), None, "X_val"
+    if X_val is None:
+        tr, va = holdout_split(y, validation_fraction, rng)
+        X, y, X_val, y_val = X[tr], y[tr], X[va], y[va]
+        train_rows, val_rows, val_name = tr, va, "X (training data)"
+    assert y_val is not None
+    if val_rows is None:
+        val_rows = np.arange(X_val.shape[0])
+    return FitData(X, y, X_val, y_val, X_all, train_rows, val_rows, val_name)
+
+
+def _first_difference(recorded: Any, built: Any, path: str = "") -> str:
+    """Where two JSON values first differ, for the error message."""
+    if isinstance(recorded, dict) and isinstance(built, dict):
+        for key in sorted(set(recorded) | set(built)):
+            if recorded.get(key) != built.get(key):
+                return _first_difference(recorded.get(key), built.get(key), f"{path}.{key}")
+    if isinstance(recorded, list) and isinstance(built, list) and len(recorded) == len(built):
+        for i, (a, b) in enumerate(zip(recorded, built, strict=True)):
+            if a != b:
+                return _first_difference(a, b, f"{path}[{i}]")
+    return f"{path.lstrip('.') or 'architecture'}={recorded!r}, built {built!r}"

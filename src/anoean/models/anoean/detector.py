@@ -22,8 +22,7 @@ covariance).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from numbers import Integral
 from typing import Any, ClassVar
 
@@ -41,112 +40,20 @@ from anoean.core.gaussian import (
     validation_aucpr,
 )
 from anoean.core.metrics import aucpr
-from anoean.core.runtime import make_generators, resolve_device, resolve_seed
-from anoean.core.splits import holdout_split, scaling_stats
-from anoean.nn.blocks import MLP, ConvEncoder, Standardize, build
-from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
-from anoean.training.loop import EpochBatches, TrainingDivergedError, train_loop
-from anoean.training.neural import (
-    INFERENCE_BATCH,
-    NeuralDetector,
-    check_scaling,
-    finite_weights,
+from anoean.models.anoean.nets import (  # noqa: F401  (re-exported: the constants, make_step)
+    ADAM_BETAS,
+    CONV_BATCH_NORM,
+    DISCRIMINATOR_HIDDEN,
+    ENCODER_HIDDEN,
+    Discriminator,
+    Encoder,
+    make_step,
 )
+from anoean.nn.blocks import build
+from anoean.training.adversarial import Group, Losses
+from anoean.training.neural import INFERENCE_BATCH, FitData, NeuralDetector
 
 logger = logging.getLogger("anoean")
-
-ENCODER_HIDDEN = (128, 64, 32)
-DISCRIMINATOR_HIDDEN = (32, 16)
-#: Adam's (beta1, beta2) for E and D, per encoder kind. The paper gives Adam and lr=1e-3
-#: only. For the conv encoder beta1=0.5 (the usual adversarial-training choice): with 0.9,
-#: momentum carried E's codes far out of N(0, I) (median code norm 200-560 on MNIST within
-#: 2-4 epochs) before D caught up, and those epochs were lost. The MLP encoder shows no such
-#: excursion; there beta1=0.5 changed validation AUC-PR on NSL-KDD by less than the spread
-#: over seeds and left the synthetic test's normal codes off-centre, so it keeps Adam's
-#: default (docs/anoean_dynamics.md).
-ADAM_BETAS = {"mlp": (0.9, 0.999), "conv": (0.5, 0.999)}
-#: Batch normalisation after the conv encoder's 2nd and 3rd convolutions (DCGAN style; not
-#: after the first, nor on the code). The paper does not say; with it the conv encoder trains
-#: faster and more steadily and reaches a better validation AUC-PR (docs/anoean_dynamics.md).
-CONV_BATCH_NORM = True
-
-
-class Encoder(nn.Module):
-    """Input scaling, then the MLP (128-64-32-d) or conv (32-64-128 filters, then d) body."""
-
-    def __init__(self, in_shape: Sequence[int], latent_dim: int, kind: str) -> None:
-        super().__init__()
-        self.scaler = Standardize(tuple(in_shape))
-        if kind == "mlp":
-            self.body: nn.Module = MLP([int(in_shape[0]), *ENCODER_HIDDEN, latent_dim])
-        else:
-            self.body = ConvEncoder(in_shape, latent_dim, batch_norm=CONV_BATCH_NORM)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.scaler(x))
-
-
-class Discriminator(nn.Module):
-    """MLP d-32-16-1 returning a logit (D = sigmoid(logit))."""
-
-    def __init__(self, latent_dim: int) -> None:
-        super().__init__()
-        self.body = MLP([latent_dim, *DISCRIMINATOR_HIDDEN, 1])
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.body(z).squeeze(-1)
-
-
-def make_step(
-    encoder: nn.Module,
-    disc: nn.Module,
-    opt_e: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    Xn: torch.Tensor,
-    Xa: torch.Tensor,
-    generator: torch.Generator,
-) -> Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]:
-    """One AnoEAN training step on index batches: a D step (E frozen), then an E step (D frozen).
-
-    The batch is encoded ONCE, with a graph. The D step uses the detached codes: E's weights
-    do not change during the D step, so these are exactly the codes a separate no-grad
-    forward would give. The E step then re-runs only the small D, with its updated weights,
-    on the same codes and back-propagates through them into E. For the weights this is the
-    plain alternation "encode under no_grad, update D; encode again with grad, update E", bit
-    for bit (``tests/test_anoean.py::test_step_reuses_codes_bit_identically``), minus one
-    encoder forward per step. The one difference is in batch-norm running statistics: the
-    plain form, encoding each batch twice in training mode, folded every batch into them
-    twice; here each batch counts once. (Training-mode outputs use the batch's own
-    statistics, so the weights are unaffected either way.)
-    """
-    d_params = list(disc.parameters())
-    dev = Xn.device
-
-    def step(idx_n: torch.Tensor, idx_a: torch.Tensor) -> dict[str, torch.Tensor]:
-        xn, xa = Xn[idx_n], Xa[idx_a]
-        n_n = xn.shape[0]
-        x = torch.cat([xn, xa]) if xa.shape[0] else xn
-        codes = encoder(x)
-        # D step, E frozen: detached codes carry no gradient into E
-        z = torch.randn(n_n, codes.shape[1], generator=generator, device=dev)
-        logits = disc(torch.cat([z, codes.detach()]))
-        loss_d = anoean_discriminator_loss(logits[:n_n], logits[n_n : 2 * n_n], logits[2 * n_n :])
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        # E step, D frozen: gradients flow through the updated D into E, D's weights get none
-        for p in d_params:
-            p.requires_grad_(False)
-        logits = disc(codes)
-        loss_e = anoean_encoder_loss(logits[:n_n], logits[n_n:])
-        opt_e.zero_grad(set_to_none=True)
-        loss_e.backward()
-        opt_e.step()
-        for p in d_params:
-            p.requires_grad_(True)
-        return {"loss_d": loss_d.detach(), "loss_e": loss_e.detach()}
-
-    return step
 
 
 class AnoEAN(TransformerMixin, NeuralDetector):
@@ -305,56 +212,21 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         return tags
 
     # ------------------------------------------------------------------ building
-    def _build(self, generator: torch.Generator) -> tuple[Encoder, Discriminator]:
+    def _build_nets(self, generator: torch.Generator) -> nn.ModuleDict:
         shape, d, kind = self.input_shape_, self.latent_dim, self.encoder
         enc = build(lambda: Encoder(shape, d, kind), generator, self.device_)
         disc = build(lambda: Discriminator(d), generator, self.device_)
-        return enc, disc  # type: ignore[return-value]
+        return nn.ModuleDict({"encoder": enc, "discriminator": disc})
+
+    def _architecture(self) -> dict[str, Any]:
+        enc, disc = self.encoder_, self.discriminator_
+        assert isinstance(enc, Encoder) and isinstance(disc, Discriminator)
+        # the prefixes are the arrays' names in the saved weights (_state_arrays)
+        return {"encoder": enc.spec("encoder"), "discriminator": disc.spec("discriminator")}
 
     # ------------------------------------------------------------------- fitting
-    def _fit(
-        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        t_start = time.perf_counter()
-        self.seed_ = resolve_seed(self.random_state)
-        self.device_ = resolve_device(self.device)
-        rng, _ = make_generators(self.seed_)
-        init_gen = torch.Generator().manual_seed(self.seed_)
-        train_gen = torch.Generator(device=self.device_).manual_seed(self.seed_ + 1)
-
-        X_all = X
-        # the row numbers to report for the training and validation rows
-        train_rows, val_rows, val_name = np.arange(X.shape[0]), None, "X_val"
-        if X_val is None:
-            tr, va = holdout_split(y, self.validation_fraction, rng)
-            X, y, X_val, y_val = X[tr], y[tr], X[va], y[va]
-            train_rows, val_rows, val_name = tr, va, "X (training data)"
-        assert y_val is not None
-        if val_rows is None:
-            val_rows = np.arange(X_val.shape[0])
-
-        encoder, disc = self._build(init_gen)
-        shift, scale = scaling_stats(X, self._resolve_scaling())
-        check_scaling(X, shift, scale, train_rows, "X (training data)")
-        encoder.scaler.set(shift, scale)
-        if self.encoder == "conv":
-            # NHWC weights make oneDNN's CPU convolutions (forward and backward) about 20%
-            # faster here (docs/benchmarks/anoean_conv.md); set before the optimisers see the
-            # parameters, and undone after training so saved weights are plain C-order arrays
-            # (the ignore: torch's stubs for Module.to omit the memory_format keyword)
-            encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-
-        dev = self.device_
-        Xn = torch.from_numpy(X[y == 0]).to(dev)
-        Xa = torch.from_numpy(X[y == 1]).to(dev)
-        Xv = torch.from_numpy(X_val).to(dev)
-        has_val_anomalies = bool((y_val == 1).any())
-        betas = ADAM_BETAS[self.encoder]
-        opt_e = torch.optim.Adam(encoder.parameters(), lr=self.lr, betas=betas)
-        opt_d = torch.optim.Adam(disc.parameters(), lr=self.lr, betas=betas)
-
-        step = make_step(encoder, disc, opt_e, opt_d, Xn, Xa, train_gen)
-
+    # the hooks of the fit template (anoean.training.neural.NeuralDetector._fit)
+    def _check_data(self, data: FitData) -> None:
         cross_fit = self.validation_score == "cross_fit"
         fit_on_train = self.gaussian_fit == "train"
         if cross_fit and fit_on_train:
@@ -362,17 +234,54 @@ class AnoEAN(TransformerMixin, NeuralDetector):
                 "validation_score='cross_fit' applies to gaussian_fit='validation' only: with "
                 "gaussian_fit='train' the validation rows are already held out"
             )
-        if fit_on_train and Xn.shape[0] < 2:
+        n_normal = int((data.y == 0).sum())
+        if fit_on_train and n_normal < 2:
             raise ValueError(
-                f"gaussian_fit='train' needs at least 2 normal training rows; got {Xn.shape[0]}"
+                f"gaussian_fit='train' needs at least 2 normal training rows; got {n_normal}"
             )
-        n_val_normal = int((y_val == 0).sum())
-        if cross_fit and has_val_anomalies and n_val_normal < MIN_CROSS_FIT_NORMALS:
-            # checked before training, not after the first epoch
+        n_val_normal = int((data.y_val == 0).sum())
+        if cross_fit and data.has_val_anomalies and n_val_normal < MIN_CROSS_FIT_NORMALS:
             raise ValueError(
                 f"validation_score='cross_fit' needs at least {MIN_CROSS_FIT_NORMALS} normal "
                 f"validation rows; got {n_val_normal}"
             )
+
+    def _scaler(self, nets: nn.ModuleDict) -> Any:
+        return nets["encoder"].scaler
+
+    def _prepare_nets(self, nets: nn.ModuleDict) -> None:
+        if self.encoder == "conv":
+            # NHWC weights make oneDNN's CPU convolutions (forward and backward) about 20%
+            # faster here (docs/benchmarks/anoean_conv.md); set before the optimisers see the
+            # parameters, and undone after training so saved weights are plain C-order arrays
+            # (the ignore: torch's stubs for Module.to omit the memory_format keyword)
+            nets["encoder"].to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def _param_groups(self, nets: nn.ModuleDict) -> dict[str, list[nn.Parameter]]:
+        return {
+            "d": list(nets["discriminator"].parameters()),
+            "e": list(nets["encoder"].parameters()),
+        }
+
+    def _adam_betas(self) -> tuple[float, float]:
+        return ADAM_BETAS[self.encoder]
+
+    def _make_step(
+        self,
+        nets: nn.ModuleDict,
+        data: FitData,
+        groups: dict[str, Group],
+        generator: torch.Generator,
+    ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
+        enc, disc = nets["encoder"], nets["discriminator"]
+        opt_e, opt_d = groups["e"].optimizer, groups["d"].optimizer
+        return make_step(enc, disc, opt_e, opt_d, data.Xn, data.Xa, generator)
+
+    def _make_evaluate(self, nets: nn.ModuleDict, data: FitData) -> Callable[[], float | None]:
+        encoder, Xn, Xv, y_val = nets["encoder"], data.Xn, data.Xv, data.y_val
+        cross_fit = self.validation_score == "cross_fit"
+        fit_on_train = self.gaussian_fit == "train"
+        has_val_anomalies = data.has_val_anomalies
 
         @torch.no_grad()
         def evaluate() -> float | None:
@@ -391,38 +300,34 @@ class AnoEAN(TransformerMixin, NeuralDetector):
                 codes, y_val, cross_fit=cross_fit, seed=self.seed_, fit_codes=fit_codes
             )
 
-        batches = EpochBatches(int(Xn.shape[0]), int(Xa.shape[0]), self.batch_size, train_gen, dev)
-        try:
-            result = train_loop(
-                step=step,
-                batches=batches,
-                evaluate=evaluate,
-                keep={"encoder": encoder},
-                max_epochs=self.max_epochs,
-                patience=self.patience,
-                verbose=self.verbose,
-                desc="AnoEAN",
-            )
-        except TrainingDivergedError:
-            # finite weights whose validation codes are not: a validation row too large for
-            # the float32 arithmetic, not a learning rate problem; name that row
-            if has_val_anomalies and finite_weights(encoder):
-                self.encoder_ = encoder.eval()
-                codes = self._batched(encoder, X_val, (self.latent_dim,))
-                self._check_rows_finite(X_val, codes, val_rows, val_name)
-            raise
-        encoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-        encoder.eval()
-        disc.eval()
-        self.encoder_, self.discriminator_ = encoder, disc
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        self.n_epochs_ = len(result.history)
+        return evaluate
 
-        if fit_on_train:
-            fit_rows, fit_index, fit_name = X[y == 0], train_rows[y == 0], "X (training data)"
+    def _kept(self, nets: nn.ModuleDict) -> dict[str, nn.Module]:
+        return {"encoder": nets["encoder"]}
+
+    def _name_unscorable_validation_row(self, nets: nn.ModuleDict, data: FitData) -> None:
+        self.encoder_ = nets["encoder"].eval()
+        codes = self._batched(self.encoder_, data.X_val, (self.latent_dim,))
+        self._check_rows_finite(data.X_val, codes, data.val_rows, data.val_name)
+
+    def _set_trained(self, nets: nn.ModuleDict) -> None:
+        encoder, disc = nets["encoder"], nets["discriminator"]
+        encoder.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+        self.encoder_, self.discriminator_ = encoder.eval(), disc.eval()
+
+    def _after_training(self, data: FitData) -> None:
+        """The Gaussian of the encoded normals (validation, or training with
+        ``gaussian_fit="train"``)."""
+        if self.gaussian_fit == "train":
+            normal = data.y == 0
+            fit_rows, fit_index, fit_name = (
+                data.X[normal],
+                data.train_rows[normal],
+                "X (training data)",
+            )
         else:
-            fit_rows, fit_index, fit_name = X_val[y_val == 0], val_rows[y_val == 0], val_name
+            normal = data.y_val == 0
+            fit_rows, fit_index, fit_name = data.X_val[normal], data.val_rows[normal], data.val_name
         fit_codes = self._batched(self.encoder_, fit_rows, (self.latent_dim,))
         # a code that is not finite would make mu and Sigma NaN: name its row instead
         self._check_rows_finite(fit_rows, fit_codes, fit_index, fit_name)
@@ -430,10 +335,6 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         self._set_scoring_tensors()
         if self.gaussian_.n_floored:
             logger.info("covariance had %d eigenvalue(s) floored", self.gaussian_.n_floored)
-        self.fit_time_ = time.perf_counter() - t_start
-        val_scores = self._anomaly_score(X_val)
-        train_scores = self._anomaly_score(X_all)
-        return val_scores[y_val == 0], train_scores
 
     def validation_aucpr(self, X_val: Any, y_val: Any) -> float:
         """The validation AUC-PR by this model's ``validation_score`` rule: the criterion
@@ -471,29 +372,17 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         return self._batched(self.encoder_, X, (self.latent_dim,))
 
     # --------------------------------------------------------------- persistence
-    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        state = {
-            "seed_": self.seed_,
-            "history_": self.history_,
-            "best_epoch_": self.best_epoch_,
-            "n_epochs_": self.n_epochs_,
-            "fit_time_": self.fit_time_,
-        }
+    def _state_arrays(self) -> dict[str, np.ndarray]:
         arrays = self._module_arrays("encoder", self.encoder_)
         arrays.update(self._module_arrays("discriminator", self.discriminator_))
         arrays["gaussian.mu"] = self.gaussian_.mu
         arrays["gaussian.cov"] = self.gaussian_.cov
         arrays["gaussian.whiten"] = self.gaussian_.whiten
-        return state, arrays
+        return arrays
 
-    def _set_state(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.device_ = resolve_device(self.device)
-        self.seed_ = int(state["seed_"])
-        self.history_ = list(state["history_"])
-        self.best_epoch_ = int(state["best_epoch_"])
-        self.n_epochs_ = int(state["n_epochs_"])
-        self.fit_time_ = float(state["fit_time_"])
-        enc, disc = self._build(torch.Generator().manual_seed(0))
+    def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        nets = self._build_nets(torch.Generator().manual_seed(0))
+        enc, disc = nets["encoder"], nets["discriminator"]
         self._load_module(enc, "encoder", arrays)
         self._load_module(disc, "discriminator", arrays)
         self.encoder_, self.discriminator_ = enc.eval(), disc.eval()
