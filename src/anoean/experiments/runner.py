@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -230,19 +230,50 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     runs_path, errors_path = out / RUNS_FILE, out / ERRORS_FILE
     plan = plan_runs(experiments, methods, range(seeds), quick=quick)
+    todo = _todo(plan, runs_path, quick=quick, image_gan_budget=image_gan_budget)
+    logger.info(
+        "%d runs planned, %d already done, %d to do", len(plan), len(plan) - len(todo), len(todo)
+    )
+    _warn_slow_image_gans(todo, quick=quick, image_gan_budget=image_gan_budget)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(todo), desc="reproduce", unit="run", disable=not progress)
+    bar.set_postfix_str(f"{len(plan) - len(todo)} done before")
+    recorder = _Recorder(runs_path, errors_path, bar)
+    options = {"quick": quick, "data_home": data_home, "image_gan_budget": image_gan_budget}
+    if jobs <= 1:
+        _run_serial(todo, recorder.finish, options)
+    else:
+        _run_parallel(todo, jobs, recorder.finish, options)
+    bar.close()
+    summary = {
+        "planned": len(plan),
+        "ran": len(todo),
+        "failed": recorder.failures,
+        "wall_s": time.perf_counter() - t0,
+        "out": str(out),
+    }
+    if write_report:
+        summary["written"] = [str(p) for p in tables.write_report(out)]
+    return summary
+
+
+def _todo(plan: list[Run], runs_path: Path, *, quick: bool, image_gan_budget: str) -> list[Run]:
+    """The runs of ``plan`` that ``runs.jsonl`` does not hold in this mode (quick or full)
+    and, for the GAN baselines on images, under this budget."""
     done = {
         (r["run_id"], r.get("config", {}).get("budget"))
         for r in read_runs(runs_path)
         if r.get("quick", False) == quick
     }
-    todo = [
+    return [
         r
         for r in plan
         if (r.run_id, run_budget(r, quick=quick, image_gan_budget=image_gan_budget)) not in done
     ]
-    logger.info(
-        "%d runs planned, %d already done, %d to do", len(plan), len(plan) - len(todo), len(todo)
-    )
+
+
+def _warn_slow_image_gans(todo: list[Run], *, quick: bool, image_gan_budget: str) -> None:
+    """Warn before full-mode GAN runs on MNIST under the original, hours-long budget."""
     slow = sorted({r.method for r in todo if r.method in SLOW_ON_IMAGES and r.experiment in IMAGE})
     if slow and not quick and image_gan_budget == "original":
         logger.warning(
@@ -252,61 +283,57 @@ def reproduce(
             "minutes per run",
             ", ".join(slow),
         )
-    t0 = time.perf_counter()
-    failures = 0
-    bar = tqdm(total=len(todo), desc="reproduce", unit="run", disable=not progress)
-    bar.set_postfix_str(f"{len(plan) - len(todo)} done before")
 
-    def finish(run: Run, record: dict[str, Any] | None, exc: BaseException | None) -> None:
-        nonlocal failures
+
+#: what is done with a finished run: (run, its record, or the exception it raised)
+_Finish = Callable[[Run, dict[str, Any] | None, BaseException | None], None]
+
+
+class _Recorder:
+    """Records each finished run: its record in ``runs.jsonl``, or its error in
+    ``errors.jsonl`` (retried next time); either way the progress bar moves on."""
+
+    def __init__(self, runs_path: Path, errors_path: Path, bar: Any) -> None:
+        self.runs_path, self.errors_path, self.bar = runs_path, errors_path, bar
+        self.failures = 0
+
+    def finish(self, run: Run, record: dict[str, Any] | None, exc: BaseException | None) -> None:
         if exc is None and record is not None:
-            append_record(runs_path, record)
+            append_record(self.runs_path, record)
         else:
-            failures += 1
+            self.failures += 1
             logger.error("run %s failed: %r", run.run_id, exc)
             failed = {"run_id": run.run_id, "error": repr(exc), "run": asdict(run)}
-            append_record(errors_path, failed)
-        bar.update(1)
+            append_record(self.errors_path, failed)
+        self.bar.update(1)
 
-    if jobs <= 1:
-        for run in todo:
-            try:
-                record = run_one(
-                    run, quick=quick, data_home=data_home, image_gan_budget=image_gan_budget
-                )
-                finish(run, record, None)
-            except Exception as exc:  # noqa: BLE001 - recorded and retried next time
-                finish(run, None, exc)
-    else:
-        import multiprocessing as mp
 
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=mp.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(threads,),
-        ) as pool:
-            pending = {
-                pool.submit(
-                    run_one, r, quick=quick, data_home=data_home, image_gan_budget=image_gan_budget
-                ): r
-                for r in todo
-            }
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    run = pending.pop(fut)
-                    exc = fut.exception()
-                    finish(run, None if exc else fut.result(), exc)
-    bar.close()
-    summary = {
-        "planned": len(plan),
-        "ran": len(todo),
-        "failed": failures,
-        "wall_s": time.perf_counter() - t0,
-        "out": str(out),
-    }
-    if write_report:
-        summary["written"] = [str(p) for p in tables.write_report(out)]
-    return summary
+def _run_serial(todo: list[Run], finish: _Finish, options: dict[str, Any]) -> None:
+    """Do the runs one after the other in this process."""
+    for run in todo:
+        try:
+            record = run_one(run, **options)
+            finish(run, record, None)
+        except Exception as exc:  # noqa: BLE001 - recorded and retried next time
+            finish(run, None, exc)
+
+
+def _run_parallel(todo: list[Run], jobs: int, finish: _Finish, options: dict[str, Any]) -> None:
+    """Do the runs in ``jobs`` spawned worker processes, sharing the cores between them;
+    each is recorded as it finishes."""
+    import multiprocessing as mp
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=mp.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(threads,),
+    ) as pool:
+        pending = {pool.submit(run_one, r, **options): r for r in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                run = pending.pop(fut)
+                exc = fut.exception()
+                finish(run, None if exc else fut.result(), exc)

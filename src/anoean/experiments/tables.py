@@ -1,4 +1,8 @@
-"""Tables 1 and 2, Figures 2 and 3, and a report against the paper, from ``runs.jsonl``."""
+"""Tables 1 and 2, Figures 2 and 3, and a report against the paper, from ``runs.jsonl``.
+
+The figures are drawn in :mod:`anoean.experiments.figures`; the grouping of the run records
+both use is in :mod:`anoean.experiments.aggregate`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from anoean.experiments.aggregate import (
+    BUDGET_NOTE,
+    REDUCED_MARK,
+    _case_matrix,
+    _group,
+    _label,
+    _labels_with_seeds,
+    _methods_in,
+    _ms,
+    _num,
+    _pm,
+    _reduced,
+)
+from anoean.experiments.figures import figure
 from anoean.experiments.methods import DISPLAY
 from anoean.experiments.reference import FIG3_CLAIM, paper_value
 from anoean.experiments.store import RUNS_FILE, read_runs
@@ -19,62 +37,6 @@ logger = logging.getLogger("anoean")
 
 METRICS = ("aucpr", "best_f1", "false_alarm", "recall")
 HEAD = {"aucpr": "AUC-PR", "best_f1": "F1", "false_alarm": "FA", "recall": "R"}
-
-
-def _group(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[(r["experiment"], r["case"], r["method"])].append(r)
-    return groups
-
-
-def _ms(values: list[float]) -> tuple[float, float]:
-    """Mean and standard deviation in percent; the deviation is NaN for a single value."""
-    a = 100.0 * np.asarray(values, dtype=float)
-    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else float("nan")
-
-
-def _pm(mean: float, std: float) -> str:
-    """'mean ± std', or the mean alone when there is no spread to show (one run)."""
-    return f"{mean:.1f}" if np.isnan(std) else f"{mean:.1f} ± {std:.1f}"
-
-
-def _methods_in(records: list[dict[str, Any]]) -> list[str]:
-    present = {r["method"] for r in records}
-    return [m for m in DISPLAY if m in present]
-
-
-#: the mark of a method run under the reduced budget (see :data:`BUDGET_NOTE`)
-REDUCED_MARK = "†"
-BUDGET_NOTE = (
-    f"{REDUCED_MARK} Reduced budget (`--image-gan-budget reduced`, the default): the GAN "
-    "baselines on MNIST train one learning rate (2e-4) for 4 epochs, keep the epoch of best "
-    "validation AUC-PR, and AnoGAN searches the latent space for 20 steps; the originals' "
-    "settings take hours per run on a CPU. Their numbers are what that budget achieves, not "
-    "the methods' best."
-)
-
-
-def _reduced(records: list[dict[str, Any]], method: str) -> bool:
-    return any(
-        r["method"] == method and (r.get("config") or {}).get("budget") == "reduced"
-        for r in records
-    )
-
-
-def _label(records: list[dict[str, Any]], method: str) -> str:
-    """The display name, marked when (some of) the method's runs had the reduced budget."""
-    return DISPLAY[method] + (REDUCED_MARK if _reduced(records, method) else "")
-
-
-def _labels_with_seeds(records: list[dict[str, Any]], methods: list[str]) -> list[str]:
-    """Labels, with each method's number of seeds when the methods do not all have the same."""
-    seeds = {m: len({r["seed"] for r in records if r["method"] == m}) for m in methods}
-    same = len(set(seeds.values())) <= 1
-    return [
-        _label(records, m) + ("" if same else f" ({seeds[m]} seed{'s' * (seeds[m] != 1)})")
-        for m in methods
-    ]
 
 
 def kdd_table(records: list[dict[str, Any]], experiment: str) -> str:
@@ -131,95 +93,6 @@ def group_table(records: list[dict[str, Any]]) -> str:
                 f"| {cell('seen', 'aucpr')} | {cell('unseen', 'aucpr')} |"
             )
     return "\n".join(lines) + "\n"
-
-
-def _case_matrix(records, experiment, key_of_case):  # type: ignore[no-untyped-def]
-    recs = [r for r in records if r["experiment"] == experiment]
-    cases = sorted({r["case"] for r in recs}, key=key_of_case)
-    methods = _methods_in(recs)
-    groups = _group(recs)
-    mean = np.full((len(cases), len(methods)), np.nan)
-    std = np.full_like(mean, np.nan)
-    for i, c in enumerate(cases):
-        for j, m in enumerate(methods):
-            rs = groups.get((experiment, c, m), [])
-            if rs:
-                mean[i, j], std[i, j] = _ms([r["metrics"]["aucpr"] for r in rs])
-    return cases, methods, mean, std
-
-
-def _num(case: str) -> int:
-    return int("".join(ch for ch in case if ch.isdigit()) or 0)
-
-
-def figure(records: list[dict[str, Any]], experiment: str, path: Path) -> Path | None:
-    """Figure 2 (grouped bars per digit) or Figure 3 (AUC-PR against n)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError("figures need matplotlib: pip install 'anoean[plot]'") from exc
-    cases, methods, mean, std = _case_matrix(records, experiment, _num)
-    if not cases:
-        return None
-    labels = _labels_with_seeds([r for r in records if r["experiment"] == experiment], methods)
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    if experiment == "mnist-1vall":
-        width = 0.8 / len(methods)
-        x = np.arange(len(cases))
-        for j in range(len(methods)):
-            ax.bar(
-                x + j * width,
-                mean[:, j],
-                width,
-                yerr=np.nan_to_num(std[:, j]),
-                capsize=2,
-                label=labels[j],
-            )
-        ax.set_xticks(x + 0.4 - width / 2, [str(_num(c)) for c in cases])
-        ax.set_xlabel("normal digit")
-        ax.set_title("MNIST, one digit normal vs all others (cf. the paper's Figure 2)")
-    else:
-        ns = [_num(c) for c in cases]
-        for j in range(len(methods)):
-            ax.errorbar(
-                ns,
-                mean[:, j],
-                yerr=np.nan_to_num(std[:, j]),
-                marker="o",
-                capsize=3,
-                label=labels[j],
-            )
-        ax.set_xticks(ns)
-        ax.set_xlabel("number n of normal digits")
-        ax.set_title("MNIST, n digits normal vs the others (cf. the paper's Figure 3)")
-    ax.set_ylabel("AUC-PR (%)")
-    ax.set_ylim(0, 102)
-    # below the axes, so that no curve or bar hides behind it
-    ax.legend(
-        ncol=min(6, len(methods)),
-        fontsize=8,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.13),
-        frameon=False,
-    )
-    ax.grid(axis="y", alpha=0.3)
-    if any(REDUCED_MARK in lab for lab in labels):
-        ax.text(
-            0.0,
-            -0.25,
-            f"{REDUCED_MARK} reduced budget (4 epochs, lr 2e-4): a lower bound for that method",
-            transform=ax.transAxes,
-            fontsize=7,
-        )
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
 
 
 def _case_table(records: list[dict[str, Any]], experiment: str, label: str) -> str:

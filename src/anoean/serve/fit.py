@@ -14,11 +14,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from anoean.core.datachecks import DataWarning, warn_constant_columns, warn_squashed_columns
+from anoean.core.metrics import evaluate
+from anoean.core.splits import holdout_split
+from anoean.data.preprocessing import TabularPreprocessor
 from anoean.data.tables import (
     DataError,
     find_bad_rows,
     where,
 )
+from anoean.serve.engine import Scorer
 from anoean.serve.pipeline import (
     PIPELINE_FORMAT,
     PIPELINE_VERSION,
@@ -105,10 +109,61 @@ def fit_pipeline(
         A missing label column, unusable labels, no normal rows, or a bad value (named by
         column and row).
     """
-    from anoean.core.metrics import evaluate
-    from anoean.core.splits import holdout_split
-    from anoean.data.preprocessing import TabularPreprocessor
+    y = _labels(table, label_column, anomaly_values, normal_values, source, fmt)
+    n_anom = int(y.sum())
+    _check_column_names(table, label_column, categorical, exclude, source)
+    if categorical is None:
+        _refuse_numbers_as_text(table, label_column, exclude, source, fmt)
+    pre, X = _preprocess(table, label_column, categorical, exclude, unknown, source)
+    _warn_questionable(pre, X, max_categories, source)
+    tr, va = _holdout(y, validation_fraction, random_state, source)
+    det = _detector(method, params, random_state, verbose, target_false_alarm)
+    with warnings.catch_warnings():
+        # already checked above on the named columns; the detector sees them unnamed
+        warnings.simplefilter("ignore", DataWarning)
+        det.fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
+    metrics = _validation_metrics(det, X[va], y[va])
+    fit = {
+        "rows": int(y.size),
+        "anomalies": n_anom,
+        "train_rows": int(tr.size),
+        "validation_rows": int(va.size),
+        "source": str(source),
+    }
+    meta = _meta(
+        table,
+        pre,
+        det,
+        method=method,
+        label_column=label_column,
+        anomaly_values=anomaly_values,
+        normal_values=normal_values,
+        n_features=int(X.shape[1]),
+        fit=fit,
+        metrics=metrics,
+    )
+    scorer = Scorer(
+        "torch", float(det.threshold_), int(X.shape[1]), det._unchecked_anomaly_score, det
+    )
+    return FitReport(
+        Pipeline(pre, scorer, meta, None, det),
+        int(y.size),
+        n_anom,
+        int(tr.size),
+        int(va.size),
+        metrics,
+    )
 
+
+def _labels(
+    table: pa.Table,
+    label_column: str,
+    anomaly_values: Sequence[str],
+    normal_values: Sequence[str],
+    source: str,
+    fmt: str,
+) -> np.ndarray:
+    """The 0/1 labels; a table with no normal row is refused."""
     y = labels_of(
         table,
         label_column,
@@ -117,12 +172,23 @@ def fit_pipeline(
         source=source,
         fmt=fmt,
     )
-    n_anom = int(y.sum())
-    if n_anom == y.size:
+    if int(y.sum()) == y.size:
         raise DataError(
             f"{source}: label column {label_column!r} has no normal rows (all {y.size} rows are "
             "anomalies): the model learns what normal looks like, so it needs normal rows"
         )
+    return y
+
+
+def _check_column_names(
+    table: pa.Table,
+    label_column: str,
+    categorical: Sequence[str] | None,
+    exclude: Sequence[str],
+    source: str,
+) -> None:
+    """Refuse columns named in ``categorical`` / ``exclude`` that are not in the table, and
+    a categorical label column."""
     missing = [c for c in [*exclude, *(categorical or ())] if c not in table.column_names]
     if missing:
         raise DataError(
@@ -130,26 +196,42 @@ def fit_pipeline(
         )
     if label_column in (categorical or ()):
         raise DataError(f"{source}: the label column {label_column!r} cannot be categorical")
-    if categorical is None:
-        # a numeric column with one typo is read as text; refuse rather than one-hot it
-        for c in table.column_names:
-            if c in exclude or c == label_column or not pa.types.is_string(table.column(c).type):
-                continue
-            share = _looks_numeric(table.column(c))
-            if share >= 0.9:
-                mask, reasons = find_bad_rows(table.select([c]), [c])
-                if not mask.any():  # every value a number, but read as text
-                    raise DataError(
-                        f"{source}: column {c!r} holds numbers written as text (e.g. "
-                        f"{table.column(c)[0].as_py()!r}, with spaces or quotes around it); "
-                        "write them as plain numbers, or list the column in --categorical"
-                    )
-                row = int(np.flatnonzero(mask)[0])
+
+
+def _refuse_numbers_as_text(
+    table: pa.Table, label_column: str, exclude: Sequence[str], source: str, fmt: str
+) -> None:
+    """Refuse a text column that holds numbers (90% of its rows or more) rather than one-hot
+    encode it: a numeric column with one typo is read as text."""
+    for c in table.column_names:
+        if c in exclude or c == label_column or not pa.types.is_string(table.column(c).type):
+            continue
+        share = _looks_numeric(table.column(c))
+        if share >= 0.9:
+            mask, reasons = find_bad_rows(table.select([c]), [c])
+            if not mask.any():  # every value a number, but read as text
                 raise DataError(
-                    f"{source}: column {c!r} holds numbers ({share:.0%} of rows) but also "
-                    f"text, first at {where(row, fmt)}: {reasons[row]}; fix the value, or list "
-                    "the column in --categorical to treat it as categories"
+                    f"{source}: column {c!r} holds numbers written as text (e.g. "
+                    f"{table.column(c)[0].as_py()!r}, with spaces or quotes around it); "
+                    "write them as plain numbers, or list the column in --categorical"
                 )
+            row = int(np.flatnonzero(mask)[0])
+            raise DataError(
+                f"{source}: column {c!r} holds numbers ({share:.0%} of rows) but also "
+                f"text, first at {where(row, fmt)}: {reasons[row]}; fix the value, or list "
+                "the column in --categorical to treat it as categories"
+            )
+
+
+def _preprocess(
+    table: pa.Table,
+    label_column: str,
+    categorical: Sequence[str] | None,
+    exclude: Sequence[str],
+    unknown: str,
+    source: str,
+) -> tuple[TabularPreprocessor, np.ndarray]:
+    """The preprocessor fitted on every row, and the features it gives."""
     pre = TabularPreprocessor(
         categorical=categorical, exclude=[*exclude, label_column], unknown=unknown
     )
@@ -159,8 +241,13 @@ def fit_pipeline(
         raise DataError(f"{source}: {exc}") from exc
     if X.shape[1] == 0:
         raise DataError(f"{source}: no feature columns left after excluding {list(exclude)}")
-    _warn_questionable(pre, X, max_categories, source)
+    return pre, X
 
+
+def _holdout(
+    y: np.ndarray, validation_fraction: float, random_state: int, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stratified (train, validation) row indices; too few normals left is refused."""
     rng = np.random.default_rng(random_state)
     try:
         tr, va = holdout_split(y, validation_fraction, rng)
@@ -172,6 +259,18 @@ def fit_pipeline(
             f"out {va.size} row(s) for validation, {int((y[tr] == 0).sum())} normal row(s) are "
             "left to train on, and at least 2 are needed"
         )
+    return tr, va
+
+
+def _detector(
+    method: str,
+    params: dict[str, Any] | None,
+    random_state: int,
+    verbose: int,
+    target_false_alarm: float | None,
+) -> Any:
+    """An unfitted detector of ``method`` with ``params``, the seed and verbosity where it
+    takes them, and the threshold rule; a parameter it does not take is refused."""
     cls = resolve_method(method)
     kwargs = dict(params or {})
     accepted = cls().get_params()
@@ -188,14 +287,13 @@ def fit_pipeline(
         raise ValueError(
             f"{cls.__name__} has no parameter(s) {unknown_params}; it takes {sorted(accepted)}"
         )
-    det = cls(**kwargs)
-    with warnings.catch_warnings():
-        # already checked above on the named columns; the detector sees them unnamed
-        warnings.simplefilter("ignore", DataWarning)
-        det.fit(X[tr], y[tr], X_val=X[va], y_val=y[va])
+    return cls(**kwargs)
 
-    s_val = det.anomaly_score(X[va])
-    y_val = y[va]
+
+def _validation_metrics(det: Any, X_val: np.ndarray, y_val: np.ndarray) -> dict[str, float | None]:
+    """The alarm rates at the detector's threshold and, with anomalies among the validation
+    rows, the paper's metrics."""
+    s_val = det.anomaly_score(X_val)
     alarm = s_val > det.threshold_
     metrics: dict[str, float | None] = {
         "false_alarm_at_threshold": float(alarm[y_val == 0].mean()),
@@ -204,7 +302,24 @@ def fit_pipeline(
     }
     if y_val.any():
         metrics.update(evaluate(y_val, s_val))
-    meta = {
+    return metrics
+
+
+def _meta(
+    table: pa.Table,
+    pre: TabularPreprocessor,
+    det: Any,
+    *,
+    method: str,
+    label_column: str,
+    anomaly_values: Sequence[str],
+    normal_values: Sequence[str],
+    n_features: int,
+    fit: dict[str, Any],
+    metrics: dict[str, float | None],
+) -> dict[str, Any]:
+    """The pipeline's ``pipeline.json`` content."""
+    return {
         "format": PIPELINE_FORMAT,
         "format_version": PIPELINE_VERSION,
         "method": method.lower(),
@@ -213,26 +328,7 @@ def fit_pipeline(
         "anomaly_values": list(anomaly_values),
         "normal_values": list(normal_values),
         "input_types": {c: str(table.schema.field(c).type) for c in pre.input_columns_},
-        "n_features": int(X.shape[1]),
-        "fit": {
-            "rows": int(y.size),
-            "anomalies": n_anom,
-            "train_rows": int(tr.size),
-            "validation_rows": int(va.size),
-            "source": str(source),
-        },
+        "n_features": n_features,
+        "fit": fit,
         "validation": metrics,
     }
-    from anoean.serve.engine import Scorer
-
-    scorer = Scorer(
-        "torch", float(det.threshold_), int(X.shape[1]), det._unchecked_anomaly_score, det
-    )
-    return FitReport(
-        Pipeline(pre, scorer, meta, None, det),
-        int(y.size),
-        n_anom,
-        int(tr.size),
-        int(va.size),
-        metrics,
-    )

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from anoean.serve.evaluate import evaluate_table
+
 #: points drawn in the latent scatter plot (a seeded subsample beyond that)
 MAX_SCATTER = 5000
 NORMAL_COLOUR, ANOMALY_COLOUR = "#3b75af", "#d1493f"
@@ -184,7 +186,6 @@ def build_report(
     fmt: str = "parquet",
 ) -> str:
     """The report as an HTML string (see the module documentation)."""
-    from anoean.serve.evaluate import evaluate_table
     plt = _pyplot()
     metrics, y, scores = evaluate_table(
         pipe,
@@ -195,56 +196,70 @@ def build_report(
         source=source,
         fmt=fmt,
     )
+    try:
+        figures, notes = _figures(plt, pipe, table, y, scores)
+    finally:
+        plt.close("all")
+    return _html(source, _summary_rows(pipe, metrics, source), figures, notes)
+
+
+def _figures(
+    plt: Any, pipe: Any, table: pa.Table, y: np.ndarray, scores: np.ndarray
+) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The figures as (id, caption, base64 png), and a note for each one the detector
+    cannot have (no latent space, no training history)."""
     det = pipe.detector
     threshold = pipe.threshold
     figures: list[tuple[str, str, str]] = []  # (id, caption, base64 png)
-    try:
+    figures.append(
+        (
+            "pr",
+            "Precision-recall curve on this data; the dot is the model's "
+            "operating point at its threshold, the dotted line the anomaly share.",
+            pr_figure(plt, y, scores, threshold),
+        )
+    )
+    figures.append(
+        (
+            "hist",
+            "Anomaly scores of normal rows and anomalies; the dashed line "
+            "is the decision threshold.",
+            histogram_figure(plt, y, scores, threshold),
+        )
+    )
+    notes = []
+    if hasattr(det, "transform"):
+        Z = det.transform(pipe.features(table))
         figures.append(
             (
-                "pr",
-                "Precision-recall curve on this data; the dot is the model's "
-                "operating point at its threshold, the dotted line the anomaly share.",
-                pr_figure(plt, y, scores, threshold),
+                "latent",
+                "Latent codes E(x) projected on their first two principal "
+                "components; normal data is pushed towards N(0, I).",
+                latent_figure(plt, y, Z),
             )
         )
+    else:
+        notes.append(f"{type(det).__name__} has no latent space: no latent plot.")
+    history = getattr(det, "history_", None)
+    if history:
         figures.append(
             (
-                "hist",
-                "Anomaly scores of normal rows and anomalies; the dashed line "
-                "is the decision threshold.",
-                histogram_figure(plt, y, scores, threshold),
+                "training",
+                "Losses and validation AUC-PR per epoch; the dotted "
+                "line marks the epoch whose weights were kept.",
+                training_figure(plt, history, getattr(det, "best_epoch_", None)),
             )
         )
-        notes = []
-        if hasattr(det, "transform"):
-            Z = det.transform(pipe.features(table))
-            figures.append(
-                (
-                    "latent",
-                    "Latent codes E(x) projected on their first two principal "
-                    "components; normal data is pushed towards N(0, I).",
-                    latent_figure(plt, y, Z),
-                )
-            )
-        else:
-            notes.append(f"{type(det).__name__} has no latent space: no latent plot.")
-        history = getattr(det, "history_", None)
-        if history:
-            figures.append(
-                (
-                    "training",
-                    "Losses and validation AUC-PR per epoch; the dotted "
-                    "line marks the epoch whose weights were kept.",
-                    training_figure(plt, history, getattr(det, "best_epoch_", None)),
-                )
-            )
-        else:
-            notes.append(f"{type(det).__name__} records no training history: no training curves.")
-    finally:
-        plt.close("all")
+    else:
+        notes.append(f"{type(det).__name__} records no training history: no training curves.")
+    return figures, notes
 
-    esc = html.escape
-    rows = [
+
+def _summary_rows(pipe: Any, metrics: dict[str, Any], source: str) -> list[tuple[str, str]]:
+    """The summary table: the data, the model, its threshold and the paper's metrics."""
+    det = pipe.detector
+    threshold = pipe.threshold
+    return [
         ("data", f"{source}: {metrics['rows']:.0f} rows, {metrics['anomalies']:.0f} anomalies"),
         (
             "model",
@@ -264,6 +279,16 @@ def build_report(
             f"alarm; recall {metrics['recall_at_threshold']:.1%}",
         ),
     ]
+
+
+def _html(
+    source: str,
+    rows: list[tuple[str, str]],
+    figures: list[tuple[str, str, str]],
+    notes: list[str],
+) -> str:
+    """The page: title and time stamp, the summary table, the notes, then the figures."""
+    esc = html.escape
     table_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     figs_html = "".join(
         f'<figure id="{fid}"><img alt="{esc(cap)}" src="data:image/png;base64,{b64}">'

@@ -4,17 +4,18 @@ streamed in bounded memory (:func:`score_file`).
 :func:`score_batch` is a pure function of a model and a batch: a model directory is loaded
 once per process (:func:`anoean.serve.pipeline.get_pipeline`), so a distributed engine can map it
 over partitions. Both are re-exported by :mod:`anoean.serve.pipeline`.
+
+:func:`score_batch` and the output columns live in :mod:`anoean.serve.batch` (imported from
+here as before); the reader thread, the scoring pool and the ordered writer of
+:func:`score_file` are in :mod:`anoean.serve.streaming`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,173 +27,24 @@ import pyarrow.compute as pc
 from anoean.core.datachecks import DataWarning
 from anoean.data.tables import (
     DEFAULT_BATCH_ROWS,
-    AtomicTableWriter,
     CsvOptions,
-    DataError,
     file_format,
     iter_batches,
-    parquet_schema,
     where,
 )
+from anoean.serve.batch import (
+    ALARM_COLUMN,
+    ERROR_COLUMN,
+    SCORE_COLUMN,
+    _check_columns,
+    _score_batch,
+)
+from anoean.serve.batch import ON_ERROR as ON_ERROR
+from anoean.serve.batch import score_batch as score_batch
 from anoean.serve.pipeline import Pipeline, get_pipeline
+from anoean.serve.streaming import restore_types, run_ordered, score_workers
 
 logger = logging.getLogger("anoean")
-
-SCORE_COLUMN = "anomaly_score"
-ALARM_COLUMN = "is_anomaly"
-ERROR_COLUMN = "score_error"
-ON_ERROR = ("fail", "flag")
-
-
-def _check_columns(pipe: Pipeline, names: Sequence[str], source: str) -> list[str]:
-    """Raise on missing model columns; return the extra ones (ignored)."""
-    pre = pipe.preprocessor
-    missing = [c for c in pre.input_columns_ if c not in names]
-    if missing:
-        raise DataError(
-            f"{source}: column(s) {missing} were used in fit but are missing here; "
-            f"the model needs {pre.input_columns_}"
-        )
-    ignored = {*pre.exclude, SCORE_COLUMN, ALARM_COLUMN, ERROR_COLUMN}
-    return [c for c in names if c not in pre.input_columns_ and c not in ignored]
-
-
-def score_batch(
-    model: str | os.PathLike[str] | Pipeline,
-    batch: pa.RecordBatch | pa.Table,
-    *,
-    on_error: str = "fail",
-    strict_categories: bool | None = None,
-    source: str = "batch",
-    fmt: str = "parquet",
-    row_offset: int = 0,
-    engine: str = "auto",
-) -> pa.RecordBatch:
-    """Score raw rows: the batch with ``anomaly_score`` and ``is_anomaly`` appended.
-
-    Every input row is kept, in order, and every score written is finite. A row that cannot
-    be scored (a missing, NaN or infinite number; a number beyond the float32 range once
-    scaled; a row whose score would not be finite; a missing category; an unknown category
-    when ``strict_categories``) either stops scoring with a :class:`DataError` naming the
-    column and the row (``on_error="fail"``), or is kept with a null score, marked as an
-    anomaly (``is_anomaly`` true: a row that cannot be scored is never passed as normal),
-    and its reason in a ``score_error`` column (``on_error="flag"``).
-
-    Parameters
-    ----------
-    model : path or Pipeline
-        A model directory (loaded once per process) or a loaded :class:`Pipeline`.
-    batch : pyarrow RecordBatch or Table
-        Raw rows with at least the columns used in fit; others are passed through.
-    strict_categories : bool, optional
-        Treat unknown categories as unscorable. Default: the preprocessor's ``unknown``
-        setting from fit (``"error"`` is strict).
-    row_offset : int
-        Index of the batch's first row in its file, for error messages.
-    engine : {"auto", "torch", "numpy", "onnx"}
-        How a model given as a directory computes the score (see
-        :mod:`anoean.serve.engine`); ignored for a loaded :class:`Pipeline`.
-    """
-    scored, _ = _score_batch(
-        model,
-        batch,
-        on_error=on_error,
-        strict_categories=strict_categories,
-        source=source,
-        fmt=fmt,
-        row_offset=row_offset,
-        engine=engine,
-    )
-    return scored
-
-
-def _as_batch(batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch:
-    if isinstance(batch, pa.RecordBatch):
-        return batch
-    if batch.num_rows:
-        return batch.combine_chunks().to_batches()[0]
-    return pa.RecordBatch.from_pylist([], schema=batch.schema)
-
-
-def _score_batch(
-    model: str | os.PathLike[str] | Pipeline,
-    batch: pa.RecordBatch | pa.Table,
-    *,
-    on_error: str,
-    strict_categories: bool | None,
-    source: str,
-    fmt: str,
-    row_offset: int,
-    engine: str = "auto",
-) -> tuple[pa.RecordBatch, dict[str, int]]:
-    """:func:`score_batch`, plus the count of unknown categories per column."""
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}")
-    pipe = get_pipeline(model, engine=engine)
-    pre = pipe.preprocessor
-    batch = _as_batch(batch)
-    _check_columns(pipe, batch.schema.names, source)
-    for name in (SCORE_COLUMN, ALARM_COLUMN):
-        if name in batch.schema.names:
-            raise DataError(f"{source}: the input already has a column {name!r}; rename or drop it")
-    if strict_categories is None:
-        strict_categories = pre.unknown == "error"
-    mask, reasons = pipe.unscorable_rows(batch, strict_categories=strict_categories)
-    n = batch.num_rows
-    unknown: dict[str, int] = {}
-
-    def stop(row: int, count: int) -> DataError:
-        extra = f" ({count} such rows in this batch)" if count > 1 else ""
-        return DataError(
-            f"{source}: {where(row_offset + row, fmt)}, {reasons[row]}{extra}; use "
-            "--on-error flag (on_error='flag') to score the other rows and mark these"
-        )
-
-    if mask.any() and on_error == "fail":
-        raise stop(int(np.flatnonzero(mask)[0]), int(mask.sum()))
-    scores = np.zeros(n, dtype=np.float64)
-    good = ~mask
-    if good.any():
-        sub = batch if not mask.any() else batch.filter(pa.array(good))
-        sub = sub.select(pre.input_columns_)
-        if not strict_categories:
-            unknown = pre.unknown_category_counts(sub)
-        with warnings.catch_warnings():
-            # extra columns and unknown categories: counted and reported once per file
-            warnings.simplefilter("ignore", UserWarning)
-            try:
-                X = pre.transform(sub)
-            except ValueError as exc:
-                raise DataError(f"{source}: rows {row_offset}-{row_offset + n - 1}: {exc}") from exc
-        s = np.asarray(pipe.scorer(X), dtype=np.float64)  # unchecked: handled here
-        finite = np.isfinite(s)
-        idx = np.flatnonzero(good)
-        if not finite.all():
-            # a row the model's arithmetic overflows on: never a NaN score passed as normal
-            for k in np.flatnonzero(~finite)[:1000].tolist():
-                reasons[int(idx[k])] = pipe.scorer.explain(X[k])
-            bad = idx[~finite]
-            mask = mask.copy()
-            mask[bad] = True
-            if on_error == "fail":
-                first = int(bad[0])
-                reasons.setdefault(first, "its score is not finite")
-                raise stop(first, int(bad.size))
-        scores[idx] = np.where(finite, s, 0.0)
-    null = mask if mask.any() else None
-    score_arr = pa.array(np.where(mask, 0.0, scores), mask=null)
-    # a row that cannot be scored is marked as an anomaly, so it is never passed as normal
-    alarm = pa.array(mask | (~mask & (scores > pipe.threshold)))
-    cols, names = list(batch.columns), list(batch.schema.names)
-    cols += [score_arr, alarm]
-    names += [SCORE_COLUMN, ALARM_COLUMN]
-    if on_error == "flag":
-        err = np.full(n, None, dtype=object)
-        for r in np.flatnonzero(mask).tolist():
-            err[r] = reasons.get(r, "cannot be scored")
-        cols.append(pa.array(err, type=pa.string()))
-        names.append(ERROR_COLUMN)
-    return pa.RecordBatch.from_arrays(cols, names=names), unknown
 
 
 @dataclass
@@ -236,58 +88,6 @@ def read_types(pipe: Pipeline) -> dict[str, pa.DataType]:
     return types
 
 
-def _prefetch(it: Iterator[Any], depth: int) -> Iterator[Any]:
-    """Run iterator ``it`` in a background thread, ``depth`` items ahead (bounded memory).
-
-    pyarrow releases the GIL while it reads and decodes, so reading overlaps scoring on a
-    second core. An exception in the reader is re-raised in the consumer.
-    """
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        # never block for good: the consumer may have stopped reading (an error downstream)
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in it:
-                if not put(item):
-                    return
-            put(done)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(exc)
-
-    t = threading.Thread(target=work, name="anoean-reader", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        t.join()
-
-
-def _score_workers(pipe: Pipeline) -> int:
-    """Batches scored at once: one per core (up to 4, to bound memory) for the numpy and
-    ONNX engines, which run one thread per call; one for torch, which threads inside."""
-    if pipe.engine == "torch":
-        return 1
-    return max(1, min(4, os.cpu_count() or 1))
-
-
 def score_file(
     model: str | os.PathLike[str] | Pipeline,
     src: str | os.PathLike[str],
@@ -312,130 +112,104 @@ def score_file(
     file and renamed into place at the end, so on any error no output file appears; the
     error reported is the first bad row in file order.
     """
-    from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     t0 = time.perf_counter()
     check_output(src, out, overwrite=overwrite)
     pipe = get_pipeline(model, engine=engine)
     fmt = file_format(src)
-    stats = {"alarms": 0, "unscored": 0}
-    unscored_rows: list[int] = []
-    unknown: dict[str, int] = {}
+    categorical = pipe.preprocessor.categorical_columns_
     batches = iter_batches(
         src,
         batch_rows=batch_rows,
         column_types=read_types(pipe),
-        dictionary_columns=pipe.preprocessor.categorical_columns_,
+        dictionary_columns=categorical,
         csv=csv,
     )
-    workers = _score_workers(pipe)
-    # categorical columns are read dictionary-encoded (cheaper); the output keeps the
-    # input's types, so they are cast back, in the writer thread (~0.05 s per 1M rows)
-    restore: dict[str, pa.DataType] = {}
-    if fmt == "parquet":
-        schema = parquet_schema(src)
-        restore = {
-            c: schema.field(c).type
-            for c in pipe.preprocessor.categorical_columns_
-            if c in schema.names and not pa.types.is_dictionary(schema.field(c).type)
-        }
+    workers = score_workers(pipe)
+    restore = restore_types(src, fmt, categorical)
+    tally = _Tally()
 
-    def write(batch: pa.RecordBatch) -> None:
-        if restore:
-            cols = [
-                pc.cast(col, restore[name])
-                if name in restore and col.type != restore[name]
-                else col
-                for name, col in zip(batch.schema.names, batch.columns, strict=True)
-            ]
-            batch = pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
-        writer.write(batch)
+    def first(batch: pa.RecordBatch) -> None:
+        extra = _check_columns(pipe, batch.schema.names, str(src))
+        if extra:
+            warnings.warn(
+                f"{src}: column(s) {extra} were not seen in fit; they are ignored "
+                "(copied to the output unchanged)",
+                UserWarning,
+                stacklevel=4,  # first <- run_ordered <- score_file <- its caller
+            )
 
-    scoring: deque[tuple[int, Future[pa.RecordBatch]]] = deque()
-    writing: deque[Future[None]] = deque()
+    def score(batch: pa.RecordBatch, offset: int) -> tuple[pa.RecordBatch, dict[str, int]]:
+        return _score_batch(
+            pipe,
+            batch,
+            on_error=on_error,
+            strict_categories=strict_categories,
+            source=str(src),
+            fmt=fmt,
+            row_offset=offset,
+        )
 
-    def drain_one(wpool: ThreadPoolExecutor) -> None:
-        start, fut = scoring.popleft()
-        scored, counts = fut.result()  # re-raises the batch's DataError, in file order
+    rows = run_ordered(
+        batches,
+        out,
+        first=first,
+        score=score,
+        collect=tally.add,
+        workers=workers,
+        restore=restore,
+    )
+    tally.report(src, fmt)
+    return ScoreSummary(
+        rows,
+        tally.alarms,
+        tally.unscored,
+        tally.unscored_rows,
+        time.perf_counter() - t0,
+        Path(out),
+        dict(sorted(tally.unknown.items())),
+    )
+
+
+@dataclass
+class _Tally:
+    """What :func:`score_file` counts as the scored batches come back in file order."""
+
+    alarms: int = 0
+    unscored: int = 0
+    unscored_rows: list[int] = field(default_factory=list)
+    unknown: dict[str, int] = field(default_factory=dict)
+
+    def add(self, start: int, result: tuple[pa.RecordBatch, dict[str, int]]) -> pa.RecordBatch:
+        """Count one scored batch (its first row is row ``start`` of the file); return it."""
+        scored, counts = result
         for c, k in counts.items():
-            unknown[c] = unknown.get(c, 0) + k
-        stats["alarms"] += int(pc.sum(scored.column(ALARM_COLUMN)).as_py() or 0)
+            self.unknown[c] = self.unknown.get(c, 0) + k
+        self.alarms += int(pc.sum(scored.column(ALARM_COLUMN)).as_py() or 0)
         score_col = scored.column(SCORE_COLUMN)
         if score_col.null_count:
             bad = np.flatnonzero(score_col.is_null().to_numpy(zero_copy_only=False)) + start
-            stats["unscored"] += bad.size
-            unscored_rows.extend(bad[: max(0, 1000 - len(unscored_rows))].tolist())
-        writing.append(wpool.submit(write, scored))
-        if len(writing) > 1:
-            writing.popleft().result()
+            self.unscored += bad.size
+            self.unscored_rows.extend(bad[: max(0, 1000 - len(self.unscored_rows))].tolist())
+        return scored
 
-    offset = 0
-    with (
-        AtomicTableWriter(out) as writer,
-        ThreadPoolExecutor(1, "anoean-writer") as wpool,
-        ThreadPoolExecutor(workers, "anoean-score") as spool,
-    ):
-        try:
-            for batch in _prefetch(batches, depth=1):
-                if offset == 0:
-                    extra = _check_columns(pipe, batch.schema.names, str(src))
-                    if extra:
-                        warnings.warn(
-                            f"{src}: column(s) {extra} were not seen in fit; they are ignored "
-                            "(copied to the output unchanged)",
-                            UserWarning,
-                            stacklevel=2,
-                        )
-                fut = spool.submit(
-                    _score_batch,
-                    pipe,
-                    batch,
-                    on_error=on_error,
-                    strict_categories=strict_categories,
-                    source=str(src),
-                    fmt=fmt,
-                    row_offset=offset,
-                )
-                scoring.append((offset, fut))
-                offset += batch.num_rows
-                while len(scoring) >= workers:
-                    drain_one(wpool)
-            while scoring:
-                drain_one(wpool)
-            for f in writing:
-                f.result()
-        except BaseException:
-            for _, f in scoring:
-                f.cancel()
-            for f in writing:
-                f.cancel()
-            raise
-    for c, k in unknown.items():
-        warnings.warn(
-            f"{src}: column {c!r} holds {k} value(s) not seen in fit, encoded as all-zero "
-            "(--strict-categories refuses them)",
-            DataWarning,
-            stacklevel=2,
-        )
-    if stats["unscored"]:
-        logger.info(  # the caller gets them in ScoreSummary; the CLI prints them
-            "%s: %d row(s) could not be scored (null anomaly_score, reason in %r): %s%s",
-            src,
-            stats["unscored"],
-            ERROR_COLUMN,
-            ", ".join(where(r, fmt) for r in unscored_rows[:10]),
-            " ..." if stats["unscored"] > 10 else "",
-        )
-    return ScoreSummary(
-        offset,
-        stats["alarms"],
-        stats["unscored"],
-        unscored_rows,
-        time.perf_counter() - t0,
-        Path(out),
-        dict(sorted(unknown.items())),
-    )
+    def report(self, src: str | os.PathLike[str], fmt: str) -> None:
+        """Warn once per file about unknown categories; log the rows that were not scored."""
+        for c, k in self.unknown.items():
+            warnings.warn(
+                f"{src}: column {c!r} holds {k} value(s) not seen in fit, encoded as all-zero "
+                "(--strict-categories refuses them)",
+                DataWarning,
+                stacklevel=3,  # report <- score_file <- its caller
+            )
+        if self.unscored:
+            logger.info(  # the caller gets them in ScoreSummary; the CLI prints them
+                "%s: %d row(s) could not be scored (null anomaly_score, reason in %r): %s%s",
+                src,
+                self.unscored,
+                ERROR_COLUMN,
+                ", ".join(where(r, fmt) for r in self.unscored_rows[:10]),
+                " ..." if self.unscored > 10 else "",
+            )
 
 
 def check_output(

@@ -1,41 +1,13 @@
-"""A fitted, serialisable preprocessor for tables: one-hot categories, min-max numbers.
-
-:class:`TabularPreprocessor` turns a table (a ``pyarrow.Table``, a ``RecordBatch``, a dict
-of column name -> array-like, or a pandas ``DataFrame`` when pandas is installed) into a
-``float32`` matrix. It learns everything it needs from the training table in :meth:`fit`
-and nothing afterwards, so validation and test data never leak into it. Its state is plain
-JSON (:meth:`to_json` / :meth:`save`), never pickle, so a saved model can be inspected and
-loaded safely.
-
-Output layout
--------------
-Numeric columns come first, in the order of the fitted table, then one one-hot block per
-categorical column: in the order given by ``categorical``, or in table order when the
-categorical columns are inferred. ``feature_names_out_`` names every output column
-(``src_bytes``, ``service=http``, ...).
-
-Scaling
--------
-``scaling="minmax"`` maps each numeric column with ``(x - min) / (max - min)`` using the
-training minimum and maximum. A column that is constant in training (``max == min``) uses a
-range of 1 instead, so it is 0 on the training data and ``x - min`` later (scikit-learn's
-``MinMaxScaler`` does the same). Values outside the training range are **not clipped**: in
-anomaly detection an out-of-range value is itself evidence of an anomaly, and clipping would
-erase it. ``scaling="none"`` passes numbers through unchanged.
-
-Missing and invalid values
---------------------------
-There is no imputation: a null, NaN or infinite number, or a null category, raises a
-``ValueError`` naming the column and the first bad row (0-based). Silently filling values in
-would change what the model sees without anyone noticing.
-"""
+"""The :class:`TabularPreprocessor`: fitted on a training table, then a ``float32`` matrix
+per table (see :mod:`anoean.data.preprocessing` for the layout, scaling and missing-value
+rules)."""
 
 from __future__ import annotations
 
 import json
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,168 +15,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from anoean.core.datachecks import DataWarning
+from anoean.data.preprocessing.columns import (
+    _category_strings,
+    _first_row,
+    _is_numeric_type,
+    _numeric_values,
+    _sorted_categories,
+    as_table,
+)
+from anoean.data.preprocessing.state import (
+    check_consistent,
+    check_feature_names,
+    check_format,
+    state_dict,
+)
 
-__all__ = ["TabularPreprocessor", "as_table"]
-
-_FORMAT = "anoean.TabularPreprocessor"
-_VERSION = 1
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def as_table(table: Any) -> pa.Table:
-    """Convert the accepted table types to a ``pyarrow.Table``.
-
-    Parameters
-    ----------
-    table : pyarrow.Table, pyarrow.RecordBatch, mapping or pandas.DataFrame
-        A mapping is column name -> array-like (numpy array, list, pyarrow array).
-
-    Returns
-    -------
-    pyarrow.Table
-
-    Raises
-    ------
-    TypeError
-        For any other type.
-    ValueError
-        When column names repeat or columns differ in length.
-    """
-    if isinstance(table, pa.Table):
-        out = table
-    elif isinstance(table, pa.RecordBatch):
-        out = pa.Table.from_batches([table])
-    elif isinstance(table, Mapping):
-        cols = {}
-        lengths = {}
-        for name, values in table.items():
-            arr = (
-                values
-                if isinstance(values, pa.Array | pa.ChunkedArray)
-                else pa.array(np.asarray(values) if not isinstance(values, list) else values)
-            )
-            cols[str(name)] = arr
-            lengths[str(name)] = len(arr)
-        if len(set(lengths.values())) > 1:
-            raise ValueError(f"columns differ in length: {lengths}")
-        out = pa.table(cols)
-    elif type(table).__module__.split(".")[0] == "pandas":
-        # pandas is optional: only reached when the caller already has it loaded
-        out = pa.Table.from_pandas(table, preserve_index=False)
-    else:
-        raise TypeError(
-            "expected a pyarrow.Table, pyarrow.RecordBatch, dict of column -> array, or "
-            f"pandas.DataFrame; got {type(table).__name__}"
-        )
-    names = out.column_names
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValueError(f"duplicate column name(s) in table: {dupes}")
-    return out
-
-
-def _is_numeric_type(t: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_boolean(t)
-        or pa.types.is_decimal(t)
-    )
-
-
-def _is_text_type(t: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_dictionary(t)
-        or pa.types.is_binary(t)
-        or pa.types.is_large_binary(t)
-    )
-
-
-def _first_row(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0])
-
-
-def _check_no_nulls(col: pa.ChunkedArray, name: str) -> None:
-    if col.null_count:
-        row = _first_row(pc.is_null(col).to_numpy(zero_copy_only=False))
-        raise ValueError(
-            f"column {name!r}: missing value (null) at row {row} "
-            f"({col.null_count} in all); fill or drop missing values first"
-        )
-
-
-def _first_bad_cast(col: pa.ChunkedArray, target: pa.DataType) -> tuple[int, Any]:
-    """Find the first element of ``col`` that cannot be cast; only used to explain an error."""
-    offset = 0
-    for chunk in col.chunks:
-        try:
-            pc.cast(chunk, target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            # bisect on the prefix length: cast(chunk[:k]) fails iff k > first bad index
-            lo, hi = 0, len(chunk)
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                try:
-                    pc.cast(chunk.slice(0, mid), target)
-                    lo = mid
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    hi = mid
-            return offset + lo, chunk[lo].as_py()
-        offset += len(chunk)
-    return -1, None
-
-
-def _numeric_values(col: pa.ChunkedArray, name: str) -> np.ndarray:
-    """A column fitted as numeric, as a finite float64 numpy array."""
-    t = col.type
-    if pa.types.is_dictionary(t):
-        col = pc.cast(col, t.value_type)
-        t = col.type
-    _check_no_nulls(col, name)
-    if not (_is_numeric_type(t) or _is_text_type(t)):
-        raise ValueError(f"column {name!r} has type {t}, which cannot be read as numbers")
-    try:
-        values = pc.cast(col, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        row, value = _first_bad_cast(col, pa.float64())
-        if row < 0:
-            raise ValueError(f"column {name!r}: cannot read as numbers ({exc})") from exc
-        raise ValueError(
-            f"column {name!r}: non-numeric value {value!r} at row {row}, in a column "
-            "that is numeric"
-        ) from exc
-    x = values.to_numpy()
-    bad = ~np.isfinite(x)
-    if bad.any():
-        row = _first_row(bad)
-        raise ValueError(
-            f"column {name!r}: non-finite value {x[row]!r} at row {row} "
-            f"({int(bad.sum())} in all); NaN and infinity are not accepted"
-        )
-    return x
-
-
-def _category_strings(col: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
-    """A categorical column as strings (numbers and booleans use Arrow's text form)."""
-    _check_no_nulls(col, name)
-    t = col.type
-    if pa.types.is_dictionary(t):
-        col = pc.cast(col, t.value_type)
-        t = col.type
-    if pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return pc.cast(col, pa.string())
-    if pa.types.is_string(t):
-        return col
-    if _is_numeric_type(t):
-        return pc.cast(col, pa.string())
-    raise ValueError(f"column {name!r} has type {t}, which cannot be used as a category")
-
-
-def _sorted_categories(values: Iterable[str], by_value: bool) -> list[str]:
-    # "2" before "10": sort by value when the column held numbers
-    return sorted(values, key=float) if by_value else sorted(values)
 
 
 class TabularPreprocessor:
@@ -353,9 +179,13 @@ class TabularPreprocessor:
                 UserWarning,
                 stacklevel=2,
             )
-        n = tab.num_rows
-        k = len(self.numeric_columns_)
-        out = np.zeros((n, self.n_features_out_), dtype=np.float32)
+        out = np.zeros((tab.num_rows, self.n_features_out_), dtype=np.float32)
+        self._encode_numbers(tab, out)
+        self._encode_categories(tab, out)
+        return out
+
+    def _encode_numbers(self, tab: pa.Table, out: np.ndarray) -> None:
+        """Write the (scaled) numeric columns into the first columns of ``out``."""
         for j, c in enumerate(self.numeric_columns_):
             x = _numeric_values(tab.column(c), c)
             if self.scaling == "minmax":
@@ -368,7 +198,13 @@ class TabularPreprocessor:
                     "the float32 range of the output"
                 )
             out[:, j] = x
-        offset = k
+
+    def _encode_categories(self, tab: pa.Table, out: np.ndarray) -> None:
+        """Write the one-hot blocks of the categorical columns into ``out``, after the
+        numbers; an unknown category is refused or warned about (for the caller of
+        :meth:`transform`) and encoded as all zeros."""
+        n = tab.num_rows
+        offset = len(self.numeric_columns_)
         # flat positions of each row's first cell: one-hot writes become 1-D scatters
         row_start = np.arange(n, dtype=np.int64) * self.n_features_out_
         flat = out.reshape(-1)
@@ -392,14 +228,13 @@ class TabularPreprocessor:
                     f"{strings[row].as_py()!r} at row {row}) are encoded as all-zero; "
                     "unknown='error' (CLI: --strict-categories) refuses them instead",
                     DataWarning,
-                    stacklevel=2,
+                    stacklevel=3,  # the caller of transform
                 )
                 known = ~unknown
                 flat[row_start[known] + offset + codes[known]] = 1.0
             else:
                 flat[row_start + offset + codes] = 1.0
             offset += len(cats)
-        return out
 
     def out_of_range_rows(self, table: Any) -> tuple[np.ndarray, dict[int, str]]:
         """Rows with a finite number that leaves the float32 range once scaled, which
@@ -464,24 +299,7 @@ class TabularPreprocessor:
     def to_dict(self) -> dict[str, Any]:
         """The parameters and fitted state as plain JSON-compatible values."""
         self._check_fitted()
-        return {
-            "format": _FORMAT,
-            "version": _VERSION,
-            "params": {
-                "categorical": self.categorical,
-                "exclude": self.exclude,
-                "unknown": self.unknown,
-                "scaling": self.scaling,
-            },
-            "input_columns": self.input_columns_,
-            "numeric_columns": self.numeric_columns_,
-            "categorical_columns": self.categorical_columns_,
-            "categories": self.categories_,
-            # Python floats round-trip exactly through JSON (shortest repr)
-            "data_min": [float(v) for v in self.data_min_],
-            "data_max": [float(v) for v in self.data_max_],
-            "feature_names_out": self.feature_names_out_,
-        }
+        return state_dict(self)
 
     def to_json(self) -> str:
         """The fitted state as a JSON string (see :meth:`from_json`)."""
@@ -490,13 +308,7 @@ class TabularPreprocessor:
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> TabularPreprocessor:
         """Rebuild a fitted preprocessor from :meth:`to_dict` output."""
-        if not isinstance(state, Mapping) or state.get("format") != _FORMAT:
-            raise ValueError(f"not a serialised TabularPreprocessor (format != {_FORMAT!r})")
-        if state.get("version") != _VERSION:
-            raise ValueError(
-                f"unsupported TabularPreprocessor format version {state.get('version')!r}; "
-                f"this anoean reads version {_VERSION}"
-            )
+        check_format(state)
         try:
             obj = cls(**state["params"])
             obj.input_columns_ = list(state["input_columns"])
@@ -509,30 +321,9 @@ class TabularPreprocessor:
             obj.data_max_ = np.asarray(state["data_max"], dtype=np.float64)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed TabularPreprocessor state: {exc!r}") from exc
-        k = len(obj.numeric_columns_)
-        if obj.data_min_.shape != (k,) or obj.data_max_.shape != (k,):
-            raise ValueError(
-                "malformed TabularPreprocessor state: data_min/data_max do not "
-                f"match the {k} numeric columns"
-            )
-        if set(obj.categories_) != set(obj.categorical_columns_):
-            raise ValueError(
-                "malformed TabularPreprocessor state: categories do not match categorical_columns"
-            )
-        if sorted(obj.input_columns_) != sorted(obj.numeric_columns_ + obj.categorical_columns_):
-            raise ValueError(
-                "malformed TabularPreprocessor state: input_columns is not the "
-                "union of numeric_columns and categorical_columns"
-            )
+        check_consistent(obj)
         obj._set_derived()
-        if (
-            "feature_names_out" in state
-            and list(state["feature_names_out"]) != obj.feature_names_out_
-        ):
-            raise ValueError(
-                "malformed TabularPreprocessor state: feature_names_out does not "
-                "match the categories"
-            )
+        check_feature_names(state, obj.feature_names_out_)
         return obj
 
     @classmethod

@@ -1,0 +1,3 @@
+from anoean.cli import main
+
+main()

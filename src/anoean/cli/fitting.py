@@ -1,0 +1,190 @@
+"""The verbs that make a model: ``fit`` (a model directory from a labelled table),
+``methods`` (the detectors ``fit --method`` takes) and ``export`` (a model's ONNX graph)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from anoean.cli.common import (
+    _csv,
+    _csv_list,
+    _errors,
+    _metrics_lines,
+    _parse_params,
+    _with_csv_options,
+    _with_label_options,
+)
+
+
+@click.command()
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label-column", required=True, help="Column holding the labels.")
+@click.option(
+    "--out", "out", required=True, type=click.Path(path_type=Path), help="Model directory to write."
+)
+@click.option(
+    "--categorical", help="Comma-separated categorical columns (default: every non-numeric column)."
+)
+@click.option("--exclude", help="Comma-separated columns to ignore (ids, timestamps).")
+@click.option(
+    "--method",
+    default="anoean",
+    show_default=True,
+    help="Detector: anoean, or a baseline when installed (see 'anoean methods').",
+)
+@click.option(
+    "--target-false-alarm",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Set the threshold so this share of validation normals raise an alarm.",
+)
+@_with_label_options
+@click.option(
+    "--unknown-categories",
+    type=click.Choice(["ignore", "error"]),
+    default="ignore",
+    show_default=True,
+    help="Default policy at score time for categories not seen in "
+    "fit: encode as all-zero, or treat the row as unscorable.",
+)
+@click.option(
+    "--validation-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of each class held out for validation.",
+)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A detector parameter, e.g. --param max_epochs=50 (repeatable; JSON values).",
+)
+@click.option(
+    "--max-categories",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Warn when a categorical column has more levels than this (each level is a feature).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it already holds an anoean model.")
+@_with_csv_options
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the validation metrics as JSON.")
+@click.pass_context
+def fit(
+    ctx: click.Context,
+    data: Path,
+    label_column: str,
+    out: Path,
+    categorical: str | None,
+    exclude: str | None,
+    method: str,
+    target_false_alarm: float | None,
+    anomaly_values: tuple[str, ...],
+    normal_values: tuple[str, ...],
+    unknown_categories: str,
+    validation_fraction: float,
+    seed: int,
+    params: tuple[str, ...],
+    max_categories: int,
+    overwrite: bool,
+    sep: str,
+    encoding: str,
+    na_values: str | None,
+    block_size: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Fit preprocessing and a detector on DATA (.csv or .parquet) and write a model directory."""
+    from anoean.core.modelfile import check_model_destination
+    from anoean.data.tables import file_format, read_table
+    from anoean.serve.fit import fit_pipeline
+    from anoean.serve.pipeline import save_pipeline
+
+    with _errors(ctx):
+        kwargs = _parse_params(params)
+        csv = _csv(sep, encoding, na_values, block_size)
+        # before training, so that minutes of fitting are not lost to a path we will refuse
+        check_model_destination(out, overwrite=overwrite)
+        fmt = file_format(data)
+        table = read_table(data, csv=csv)
+        rep = fit_pipeline(
+            table,
+            label_column=label_column,
+            categorical=_csv_list(categorical),
+            exclude=_csv_list(exclude) or [],
+            method=method,
+            params=kwargs,
+            target_false_alarm=target_false_alarm,
+            anomaly_values=anomaly_values,
+            normal_values=normal_values,
+            unknown=unknown_categories,
+            validation_fraction=validation_fraction,
+            random_state=seed,
+            verbose=0 if quiet else 1,
+            source=str(data),
+            fmt=fmt,
+            max_categories=max_categories,
+        )
+        path = save_pipeline(rep.pipeline, out, overwrite=overwrite)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"model": str(path), **rep.pipeline.meta["fit"], "validation": rep.val_metrics},
+                indent=2,
+            )
+        )
+        return
+    for line in _fit_summary(data, rep, path):
+        click.echo(line)
+
+
+def _fit_summary(data: Path, rep: Any, path: Path) -> list[str]:
+    """What ``fit`` prints: the table, the features, the training and validation rows, the
+    validation metrics, and where the model went."""
+    pre = rep.pipeline.preprocessor
+    return [
+        f"{data}: {rep.n_rows} rows ({rep.n_anomalies} labelled anomalies); "
+        f"{len(pre.numeric_columns_)} numeric + {len(pre.categorical_columns_)} categorical "
+        f"columns -> {len(pre.feature_names_out_)} features",
+        f"{rep.pipeline.meta['detector_class']} trained on {rep.n_train} rows; validation on "
+        f"{rep.n_val} held-out rows (also used to set the threshold, and by neural models "
+        "to stop early):",
+        *_metrics_lines(rep.val_metrics),
+        f"wrote {path}/",
+    ]
+
+
+@click.command()
+def methods() -> None:
+    """List the detectors available to 'fit --method'."""
+    from anoean.serve.pipeline import available_methods
+
+    for name, cls in available_methods().items():
+        click.echo(f"{name:<12} {cls.__module__}.{cls.__name__}")
+
+
+# --------------------------------------------------------------------------- export
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "--onnx",
+    "onnx_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="ONNX file to write: preprocessed features in, anomaly_score out.",
+)
+@click.pass_context
+def export(ctx: click.Context, model: Path, onnx_path: Path) -> None:
+    """Export MODEL's encoder and Mahalanobis distance as one ONNX graph."""
+    from anoean.export import export_onnx
+
+    with _errors(ctx):
+        path = export_onnx(model, onnx_path)
+    click.echo(f"wrote {path} (input 'x': preprocessed float32 features; output 'anomaly_score')")
