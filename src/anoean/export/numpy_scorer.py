@@ -155,8 +155,9 @@ class NumpyScorer:
         X = np.asarray(X)
         if X.dtype.kind == "f" and X.dtype.itemsize > 4:
             big = np.abs(X) > _FLOAT32_MAX
-            if big.any():  # finite in float64 but not in float32: name it, never call it inf
-                big &= np.isfinite(X)
+            if big.any():  # finite in float64 but inf in float32: name it, never call it inf
+                with np.errstate(over="ignore"):
+                    big &= np.isfinite(X) & np.isinf(X.astype(np.float32))
             if big.any():
                 i, *rest = (int(v) for v in np.argwhere(big)[0])
                 j = rest[0] if rest else i
@@ -241,7 +242,7 @@ class NumpyScorer:
         """
         x = np.asarray(x)
         if x.dtype.kind == "f" and x.dtype.itemsize > 4 and not (np.abs(x) <= _FLOAT32_MAX).all():
-            self._check(x)  # raises, naming the value beyond float32 (or the NaN)
+            self._check(x)  # raises if a value is beyond float32 (or NaN): names it
         x = np.asarray(x, dtype=np.float32)
         if x.shape != (self.n_features_in_,):
             raise ValueError(f"expected one row of {self.n_features_in_} features; got {x.shape}")
