@@ -76,7 +76,10 @@ def _check_float32_range(X: np.ndarray, name: str, chunk: int = 1 << 16) -> None
     flat = X.reshape(X.shape[0], -1)
     for start in range(0, flat.shape[0], chunk):
         part = np.abs(flat[start : start + chunk])
-        big = (part > FLOAT32_MAX) & np.isfinite(part)
+        big = part > FLOAT32_MAX
+        if big.any():  # beyond float32 means: rounds to inf (FLT_MAX + half an ulp)
+            with np.errstate(over="ignore"):
+                big &= np.isfinite(part) & np.isinf(part.astype(np.float32))
         if big.any():
             i, j = (int(v) for v in np.argwhere(big)[0])
             raise ValueError(

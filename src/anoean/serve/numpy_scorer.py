@@ -239,25 +239,25 @@ class NumpyScorer:
     # ------------------------------------------------------------------ scoring
     def _check(self, X: Any) -> np.ndarray:
         X = np.asarray(X)
-        if X.dtype.kind == "f" and X.dtype.itemsize > 4:
-            big = np.abs(X) > _FLOAT32_MAX
-            if big.any():  # finite in float64 but not in float32: name it, never call it inf
-                big &= np.isfinite(X)
-            if big.any():
-                i, *rest = (int(v) for v in np.argwhere(big)[0])
-                j = rest[0] if rest else i
-                name = self.feature_names[j] if self.feature_names else f"column {j}"
-                raise ValueError(
-                    f"X has the value {X[(i, *rest)]:.6g} at row {i if rest else 0}, {name}, "
-                    f"beyond the float32 range (+-{_FLOAT32_MAX:.4g}) the model computes in"
-                )
-        X = np.asarray(X, dtype=np.float32)
         if X.ndim == 1:
             X = X[None, :]
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"expected rows of {self.n_features_in_} features; got shape {X.shape}"
             )
+        if X.dtype.kind == "f" and X.dtype.itemsize > 4:
+            big = np.abs(X) > _FLOAT32_MAX
+            if big.any():  # finite in float64 but inf in float32: name it, never call it inf
+                with np.errstate(over="ignore"):
+                    big &= np.isfinite(X) & np.isinf(X.astype(np.float32))
+            if big.any():
+                i, j = (int(v) for v in np.argwhere(big)[0])
+                name = self.feature_names[j] if self.feature_names else f"column {j}"
+                raise ValueError(
+                    f"X has the value {X[i, j]:.6g} at row {i}, {name}, beyond the float32 "
+                    f"range (+-{_FLOAT32_MAX:.4g}) the model computes in"
+                )
+        X = np.asarray(X, dtype=np.float32)
         if not np.isfinite(X).all():
             i, j = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
             name = self.feature_names[j] if self.feature_names else f"column {j}"
@@ -327,7 +327,7 @@ class NumpyScorer:
         """
         x = np.asarray(x)
         if x.dtype.kind == "f" and x.dtype.itemsize > 4 and not (np.abs(x) <= _FLOAT32_MAX).all():
-            self._check(x)  # raises, naming the value beyond float32 (or the NaN)
+            self._check(x)  # raises if a value is beyond float32 (or NaN): names it
         x = np.asarray(x, dtype=np.float32)
         if x.shape != (self.n_features_in_,):
             raise ValueError(f"expected one row of {self.n_features_in_} features; got {x.shape}")
