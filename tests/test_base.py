@@ -56,7 +56,7 @@ def test_mahalanobis_is_finite_for_every_finite_code() -> None:
 
 
 def test_predict_never_passes_an_unscorable_row_as_normal(det) -> None:
-    from anoean.core.detector import UnscorableRowsError
+    from anoean.core.validation import UnscorableRowsError
 
     X = np.zeros((6, 5), dtype=np.float32)
     X[3, 4] = np.finfo(np.float32).max  # finite input, overflows the input scaling

@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import anoean
 from anoean import baselines
 from anoean.baselines import ALAD, EGBAD, OCSVM, SVM, AnoGAN
-from anoean.core.detector import ModelFileError
+from anoean.core.modelfile import ModelFileError
 from anoean.core.metrics import aucpr
 from anoean.experiments.search import GRIDS, grid_configs, select_hyperparameters
 

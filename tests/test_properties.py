@@ -38,7 +38,7 @@ from hypothesis.extra.numpy import arrays
 from anoean import AnoEAN
 from anoean.baselines import ALAD, EGBAD, OCSVM, SVM, AnoGAN
 from anoean.core.datachecks import DataWarning
-from anoean.core.detector import FLOAT32_MAX, UnscorableRowsError
+from anoean.core.validation import FLOAT32_MAX, UnscorableRowsError
 from anoean.export import NumpyScorer
 from anoean.training.loop import TrainingDivergedError
 

@@ -47,117 +47,22 @@ from anoean.core.modelfile import (  # noqa: F401
     FORMAT_VERSION,
     WEIGHTS_FILE,
     ModelFileError,
+    jsonable_params,
     read_model_dir,
     seal,
     write_model_dir,
 )
 from anoean.core.runtime import versions
+from anoean.core.validation import (
+    UnscorableRowsError,
+    _check_float32_range,
+    _locate_non_numeric,
+    check_finite,
+    validate_labels,
+)
 
 #: Every concrete detector class, by name, so that :func:`load` can rebuild any of them.
 DETECTORS: dict[str, type[BaseDetector]] = {}
-
-#: largest finite float32: every detector computes in float32, so a larger input is refused
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-class UnscorableRowsError(ValueError):
-    """Rows whose score would not be finite (an input too large for the model's float32
-    arithmetic). ``rows`` holds their indices; the message names the first row and column."""
-
-    def __init__(self, message: str, rows: np.ndarray) -> None:
-        super().__init__(message)
-        self.rows = rows
-
-
-def _check_float32_range(X: np.ndarray, name: str, chunk: int = 1 << 16) -> None:
-    """Raise a ValueError naming the first finite value beyond the float32 range."""
-    if X.dtype != np.float64:
-        return
-    flat = X.reshape(X.shape[0], -1)
-    for start in range(0, flat.shape[0], chunk):
-        part = np.abs(flat[start : start + chunk])
-        big = part > FLOAT32_MAX
-        if big.any():  # beyond float32 means: rounds to inf (FLT_MAX + half an ulp)
-            with np.errstate(over="ignore"):
-                big &= np.isfinite(part) & np.isinf(part.astype(np.float32))
-        if big.any():
-            i, j = (int(v) for v in np.argwhere(big)[0])
-            raise ValueError(
-                f"{name} has the value {flat[start + i, j]:.6g} at row {start + i}, column {j}, "
-                f"beyond the float32 range (+-{FLOAT32_MAX:.4g}) the models compute in; "
-                f"{int(big.sum())} such value(s) in rows {start}-{start + part.shape[0] - 1}"
-            )
-
-
-def _locate_nonfinite(X: np.ndarray, name: str) -> str:
-    bad = ~np.isfinite(X)
-    first = np.argwhere(bad)[0]
-    value = X[tuple(first)]
-    kind = "NaN" if np.isnan(value) else "inf"
-    where = f"row {first[0]}" + (
-        f", column {first[1]}" if X.ndim == 2 else f", index {tuple(first[1:])}"
-    )
-    return f"{name} contains {kind} at {where} ({int(bad.sum())} non-finite value(s) in total)"
-
-
-def _locate_non_numeric(X: Any, name: str) -> str:
-    arr = np.asarray(X, dtype=object)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    flat = arr.reshape(arr.shape[0], -1)
-    for j in range(flat.shape[1]):  # error path only: fine to loop
-        col = flat[:, j]
-        for i, v in enumerate(col):
-            try:
-                float(v)
-            except (TypeError, ValueError):
-                return f"{name} has a non-numeric value {v!r} at row {i}, column {j}"
-    return f"{name} could not be converted to numbers"
-
-
-def check_finite(X: np.ndarray, name: str = "X", chunk: int = 1 << 16) -> None:
-    """Raise a ValueError naming the first NaN/inf (row, column); chunked to bound memory."""
-    for start in range(0, X.shape[0], chunk):
-        part = X[start : start + chunk]
-        if not np.isfinite(part).all():
-            msg = _locate_nonfinite(part, name)
-            # shift the row index to the whole array
-            row = int(np.argwhere(~np.isfinite(part))[0][0])
-            raise ValueError(msg.replace(f"row {row}", f"row {start + row}", 1))
-
-
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def validate_labels(y: Any, n_samples: int, name: str = "y") -> np.ndarray:
-    """Check ``y`` holds 0 (normal) or 1 (known anomaly) for each of ``n_samples`` rows."""
-    if y is None:
-        return np.zeros(n_samples, dtype=np.int64)
-    y_arr = np.asarray(y)
-    if y_arr.ndim == 2 and y_arr.shape[1] == 1:
-        y_arr = y_arr[:, 0]
-    if y_arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D with one label per row; got shape {y_arr.shape}")
-    if y_arr.shape[0] != n_samples:
-        raise ValueError(f"{name} has {y_arr.shape[0]} labels but X has {n_samples} rows")
-    if y_arr.dtype == bool:
-        return y_arr.astype(np.int64)
-    try:
-        y_num = y_arr.astype(np.float64)
-    except (TypeError, ValueError):
-        bad = next(i for i, v in enumerate(y_arr) if str(v) not in ("0", "1"))
-        raise ValueError(
-            f"{name} must hold 0 (normal) or 1 (anomaly); row {bad} has {_py(y_arr[bad])!r}"
-        ) from None
-    ok = (y_num == 0) | (y_num == 1)
-    if not ok.all():
-        bad = int(np.flatnonzero(~ok)[0])
-        raise ValueError(
-            f"{name} must hold 0 (normal) or 1 (anomaly); row {bad} has {_py(y_arr[bad])!r}"
-        )
-    return y_num.astype(np.int64)
-
 
 class BaseDetector(OutlierMixin, BaseEstimator):
     """Shared contract: input validation, score sign, thresholds, save/load.
@@ -438,7 +343,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "class": type(self).__name__,
-            "params": _jsonable_params(self.get_params(deep=False)),
+            "params": jsonable_params(self.get_params(deep=False)),
             "state": state,
             "weights_sha256": hashlib.sha256(weights).hexdigest(),
             "versions": versions(),
@@ -500,25 +405,6 @@ def _import_detector(name: str) -> type[BaseDetector] | None:
         return DETECTORS[name]
     entry = by_class(name)
     return None if entry is None else entry.load_class()
-
-
-def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        if isinstance(v, np.integer):
-            v = int(v)
-        elif isinstance(v, np.floating):
-            v = float(v)
-        elif isinstance(v, tuple):
-            v = list(v)
-        elif isinstance(v, (np.random.RandomState, np.random.Generator)):
-            v = None  # the drawn seed is kept in the state as seed_
-        try:
-            json.dumps(v)
-        except TypeError as exc:
-            raise ValueError(f"parameter {k}={v!r} cannot be saved as JSON") from exc
-        out[k] = v
-    return out
 
 
 def load(path: str | os.PathLike[str], *, device: str | None = None) -> BaseDetector:

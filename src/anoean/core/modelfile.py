@@ -243,3 +243,24 @@ def write_model_dir(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A detector's parameters as JSON values (numpy scalars and tuples converted; a
+    RandomState or Generator becomes None: the drawn seed is saved in the state)."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, np.integer):
+            v = int(v)
+        elif isinstance(v, np.floating):
+            v = float(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        elif isinstance(v, (np.random.RandomState, np.random.Generator)):
+            v = None  # the drawn seed is kept in the state as seed_
+        try:
+            json.dumps(v)
+        except TypeError as exc:
+            raise ValueError(f"parameter {k}={v!r} cannot be saved as JSON") from exc
+        out[k] = v
+    return out

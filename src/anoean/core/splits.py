@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anoean.core.detector import FLOAT32_MAX, UnscorableRowsError
+from anoean.core.validation import FLOAT32_MAX, UnscorableRowsError
 
 
 def holdout_split(

@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from anoean.core.detector import BaseDetector, validate_labels
+from anoean.core.detector import BaseDetector
 from anoean.core.metrics import aucpr
 from anoean.core.registry import METHODS
+from anoean.core.validation import validate_labels
 
 logger = logging.getLogger("anoean")
 

@@ -345,7 +345,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         ``gaussian_fit="train"``, where they are held out).
         "cross_fit": :func:`anoean.core.gaussian.validation_aucpr` on the codes of ``X_val``.
         """
-        from anoean.core.detector import validate_labels
+        from anoean.core.validation import validate_labels
 
         check_is_fitted(self)
         X_val = self._validate_X(X_val, reset=False, name="X_val")
