@@ -238,6 +238,7 @@ def saved_pipeline(tmp_path_factory):
 
     from anoean.serve.fit import fit_pipeline
     from anoean.serve.pipeline import save_pipeline
+
     data = flows(300, seed=0)
     table = pa.table({k: np.asarray(v).tolist() for k, v in data.items()})
     rep = fit_pipeline(
@@ -258,6 +259,7 @@ def test_fuzzed_pipeline_directory_is_refused_or_identical(
 ) -> None:
     """As above for the four files of a model directory written by ``anoean fit``."""
     from anoean.serve.pipeline import load_pipeline
+
     path, test, ref, threshold = saved_pipeline
     dst = tmp_path_factory.mktemp("case") / "model"
     name = _damage(path, dst, data)

@@ -30,7 +30,7 @@ from anoean.nn.gan import MLPDiscriminator, MLPGenerator
 from anoean.nn.losses import neg_log_1m_d, neg_log_d
 from anoean.training.adversarial import AdversarialStep, Group, adam
 
-FIXTURES = Path(__file__).parent / "fixtures" / "v0_1_0"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "v0_1_0"
 
 
 @pytest.fixture(autouse=True)

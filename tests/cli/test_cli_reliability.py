@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from _cli_helpers import FAST, fails, flows, run, write_table
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 # --------------------------------------------------------------------------- fit --out

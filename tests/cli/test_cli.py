@@ -18,7 +18,7 @@ from _cli_helpers import ATOL, FAST, RTOL, fails, flows, run, write_table
 from anoean.serve.pipeline import load_pipeline
 from anoean.serve.scoring import score_batch
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _table(path: Path) -> pa.Table:
@@ -154,6 +154,7 @@ def test_score_batch_is_a_pure_function_of_model_dir_and_batch(model: Path, data
     b = score_batch(model, batch)  # served from the per-process cache
     assert a.equals(b) and a.num_rows == batch.num_rows
     from anoean.serve.pipeline import get_pipeline
+
     assert get_pipeline(model) is get_pipeline(str(model))
 
 

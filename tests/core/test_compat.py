@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures" / "v0_1_0"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "v0_1_0"
 EXPECTED = json.loads((FIXTURES / "scores.json").read_text())
 DETECTORS = [k for k in EXPECTED if k != "cli_model"]
 
@@ -34,6 +34,7 @@ def test_v0_1_0_cli_model_loads_with_its_scores(engine: str) -> None:
     import pyarrow.parquet as pq
 
     from anoean.serve.pipeline import load_pipeline
+
     pipe = load_pipeline(FIXTURES / "cli_model", engine=engine)
     rows = pq.read_table(FIXTURES / "cli_rows.parquet")
     got = pipe.score(pipe.features(rows))

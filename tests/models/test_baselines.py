@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 import torch
 from _baseline_helpers import FAST_IMAGE, FAST_TABULAR, TINY, image_problem, tabular_problem
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import anoean
 from anoean import baselines
 from anoean.baselines import ALAD, EGBAD, OCSVM, SVM, AnoGAN
-from anoean.core.modelfile import ModelFileError
 from anoean.core.metrics import aucpr
+from anoean.core.modelfile import ModelFileError
 from anoean.experiments.search import GRIDS, grid_configs, select_hyperparameters
 
 NAMES = ["OCSVM", "SVM", "AnoGAN", "EGBAD", "ALAD"]
@@ -411,54 +410,3 @@ def test_select_hyperparameters_refuses_an_unusable_validation_set(tab):
             tab.y_val,
             base_params={"nu": 0.2},
         )
-
-
-# ------------------------------------------------------------ scikit-learn's own checks
-_Y_BINARY = (
-    "passes a multiclass y; our y is the binary anomaly label and rejects values outside "
-    "{0, 1} by design"
-)
-_EXPECTED_ALL: dict[str, str] = {
-    "check_estimators_dtypes": _Y_BINARY,
-    "check_fit2d_1feature": _Y_BINARY,
-    "check_classifier_data_not_an_array": _Y_BINARY,
-    "check_dtype_object": (
-        "expects a TypeError for a dict inside X; we raise a ValueError naming the row, "
-        "column and value, as the bad-input contract requires"
-    ),
-    "check_methods_subset_invariance": (
-        "scores agree to floating-point precision, but BLAS results can differ in the last "
-        "bit with the batch size, and a point lying exactly on the threshold (a quantile of "
-        "the validation scores) can then flip its prediction"
-    ),
-}
-_EXPECTED: dict[str, dict[str, str]] = {
-    # OCSVM's check data happen to put no point on the threshold
-    "OCSVM": {k: v for k, v in _EXPECTED_ALL.items() if k != "check_methods_subset_invariance"},
-    "SVM": {
-        **_EXPECTED_ALL,
-        **dict.fromkeys(
-            ["check_fit_score_takes_y", "check_outliers_fit_predict", "check_outliers_train"],
-            "fits on unlabelled data (y=None); the two-class SVM needs labelled anomalies "
-            "and says so with a ValueError",
-        ),
-    },
-    **dict.fromkeys(GANS, _EXPECTED_ALL),
-}
-
-
-def _check_estimators() -> list[Any]:
-    out = []
-    for name in NAMES:
-        params = dict(TINY[name])
-        if name in GANS:
-            params["batch_size"] = 64  # few steps per epoch: the checks fit many times
-        out.append(make(name, **params))
-    return out
-
-
-@parametrize_with_checks(
-    _check_estimators(), expected_failed_checks=lambda est: _EXPECTED[type(est).__name__]
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)

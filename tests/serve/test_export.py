@@ -111,7 +111,7 @@ def test_numpy_scorer_imports_neither_torch_nor_sklearn(mlp_model) -> None:
         "heavy = [m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
