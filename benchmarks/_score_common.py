@@ -39,6 +39,7 @@ def fit_model(table: pa.Table, out: Path, *, rows: int = 20000, epochs: int = 3)
     """Fit and save the benchmark model; returns its validation metrics and feature count."""
     from anoean.serve.fit import fit_pipeline
     from anoean.serve.pipeline import save_pipeline
+
     rng = np.random.default_rng(0)
     sample = table.take(np.sort(rng.choice(table.num_rows, rows, replace=False)))
     rep = fit_pipeline(

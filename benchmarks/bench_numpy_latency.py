@@ -60,6 +60,7 @@ def main() -> None:
 
     from anoean.export import NumpyScorer
     from anoean.serve.pipeline import load_pipeline
+
     table = nsl_kdd_table(args.data_home)
     tmp = None
     model = args.model

@@ -3,8 +3,8 @@ error or one finite score per row.
 
 A *clear error* is a ``ValueError`` whose message names the row and column of the bad value
 (NaN, inf, a finite float64 beyond the float32 range, or a value whose score would overflow
-the model's arithmetic: :class:`anoean.core.detector.UnscorableRowsError`), or the shape / the rows
-that are missing (too few rows, no normal rows, no labelled anomaly for the two-class SVM).
+the model's arithmetic: :class:`anoean.core.validation.UnscorableRowsError`), or the shape /
+the rows that are missing (too few rows, no normal rows, no labelled anomaly for the two-class SVM).
 Never a NaN or inf score, never another exception type, never a crash.
 
 * fit time: random tables (1-60 rows, 1-8 columns, every numeric dtype, magnitudes up to

@@ -7,7 +7,7 @@
   scorer and the ONNX graph; for 0.1.0 files (no spec) derived by the one legacy function,
   and equal to the old key-name reading of those files;
 * a new adversarial detector is its networks plus its losses (the sketch of
-  docs/architecture_new_detector.md, run here).
+  docs/architecture.md, run here).
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ def test_dead_code_is_gone() -> None:
 
 
 # ------------------------------------------- a new detector: nets plus losses
-# the sketch of docs/architecture_new_detector.md, kept in step with it
+# the sketch of docs/architecture.md, kept in step with it
 
 
 class SketchGAN(GANDetector):

@@ -64,6 +64,7 @@ from anoean.core.validation import (
 #: Every concrete detector class, by name, so that :func:`load` can rebuild any of them.
 DETECTORS: dict[str, type[BaseDetector]] = {}
 
+
 class BaseDetector(OutlierMixin, BaseEstimator):
     """Shared contract: input validation, score sign, thresholds, save/load.
 

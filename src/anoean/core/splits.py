@@ -68,7 +68,7 @@ def scaling_stats(X: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
 def check_scaling(
     X: np.ndarray, shift: np.ndarray, scale: np.ndarray, index: np.ndarray, name: str
 ) -> None:
-    """Raise :class:`~anoean.core.detector.UnscorableRowsError` where the input scaling
+    """Raise :class:`~anoean.core.validation.UnscorableRowsError` where the input scaling
     ``(x - shift) / scale``, in float32 as :class:`anoean.nn.blocks.Standardize` computes
     it, overflows on a row of X (a column whose values span more than the float32 range).
     ``index`` maps X's rows to the row numbers to report.

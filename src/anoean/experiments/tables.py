@@ -270,10 +270,11 @@ def write_report(out: str | os.PathLike[str]) -> list[Path]:
         if f is not None:
             written.append(f)
     commits = sorted({str(r.get("versions", {}).get("git_commit")) for r in records})
+    quick_modes: set[Any] = {r.get("quick") for r in records}  # JSON values: bools
     report = [
         "# Reproduction report\n",
         f"{len(records)} runs from `{RUNS_FILE}`; git commit(s): {', '.join(commits) or 'n/a'}; "
-        f"quick mode: {sorted({r.get('quick') for r in records})}.\n",
+        f"quick mode: {sorted(quick_modes)}.\n",
         "## Against the paper\n",
         *(_comparisons(records) or ["- No run of a compared experiment yet."]),
         "",

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList
 
 #: slope of the LeakyReLU between the layers of :class:`MLP` and :class:`ConvEncoder`
 NEGATIVE_SLOPE = 0.2
@@ -109,6 +110,16 @@ class ConvEncoder(nn.Module):
         }
 
 
+def raw_weight(m: nn.Module) -> torch.Tensor:
+    """The trainable weight tensor of a layer (under spectral normalisation, the un-normalised
+    original). The casts only name what torch's ``nn.Module.__getattr__`` types as
+    ``Tensor | Module``."""
+    if hasattr(m, "parametrizations"):
+        parametrizations = cast(nn.ModuleDict, m.parametrizations)
+        return cast(ParametrizationList, parametrizations["weight"]).original
+    return cast(torch.Tensor, m.weight)
+
+
 @torch.no_grad()
 def init_parameters(module: nn.Module, generator: torch.Generator) -> nn.Module:
     """Re-initialise every Linear/Conv layer of ``module`` from ``generator``.
@@ -118,7 +129,7 @@ def init_parameters(module: nn.Module, generator: torch.Generator) -> nn.Module:
     """
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            w = raw_weight(m)
             fan_in = nn.init._calculate_fan_in_and_fan_out(w)[0]
             bound_w = math.sqrt(6.0 / ((1 + 5.0) * max(fan_in, 1)))  # kaiming_uniform_, a=sqrt(5)
             w.uniform_(-bound_w, bound_w, generator=generator)

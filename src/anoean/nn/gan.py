@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anoean.nn.blocks import conv_out_size, describe
+from anoean.nn.blocks import conv_out_size, describe, raw_weight
 
 # ----------------------------------------------------------------------------- primitives
 
@@ -88,13 +88,6 @@ def _out_size(n: int, k: int, s: int) -> int:
     return conv_out_size(n, 1, kernel=k, stride=s, pad=(k - 1) // 2)
 
 
-def _raw_weight(m: nn.Module) -> torch.Tensor:
-    """The trainable weight tensor (under spectral normalisation, the un-normalised one)."""
-    if hasattr(m, "parametrizations"):
-        return m.parametrizations["weight"].original  # type: ignore[union-attr,index,return-value]
-    return m.weight  # type: ignore[return-value]
-
-
 @torch.no_grad()
 def init_original(module: nn.Module, scheme: str, generator: torch.Generator) -> nn.Module:
     """Initialise weights as the originals do, drawing from ``generator``; biases to zero.
@@ -105,7 +98,7 @@ def init_original(module: nn.Module, scheme: str, generator: torch.Generator) ->
     for m in module.modules():
         if not isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             continue
-        w = _raw_weight(m)
+        w = raw_weight(m)
         if scheme == "xavier":
             nn.init.xavier_uniform_(w, generator=generator)
         elif scheme == "normal":

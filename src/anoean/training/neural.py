@@ -152,8 +152,8 @@ class NeuralDetector(BaseDetector):
     def _check_rows_finite(
         self, X: np.ndarray, values: np.ndarray, index: np.ndarray, name: str
     ) -> None:
-        """Raise :class:`~anoean.core.detector.UnscorableRowsError` naming the first row of X whose
-        ``values`` (its scores, or its codes: one row of values per row of X) are not all
+        """Raise :class:`~anoean.core.validation.UnscorableRowsError` naming the first row of X
+        whose ``values`` (its scores, or its codes: one row of values per row of X) are not all
         finite; ``index`` maps X's rows to the row numbers to report."""
         ok = np.isfinite(np.asarray(values).reshape(X.shape[0], -1)).all(axis=1)
         self._check_scores(X, np.where(ok, 0.0, np.nan), name, index=index)
@@ -260,7 +260,7 @@ class NeuralDetector(BaseDetector):
     @abstractmethod
     def _name_unscorable_validation_row(self, nets: nn.ModuleDict, data: FitData) -> None:
         """Training diverged with finite weights: raise
-        :class:`~anoean.core.detector.UnscorableRowsError` naming the validation row whose
+        :class:`~anoean.core.validation.UnscorableRowsError` naming the validation row whose
         score is not finite, if there is one."""
 
     @abstractmethod

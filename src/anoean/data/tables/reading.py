@@ -79,7 +79,7 @@ def _null_tokens_column(col: Any, tokens: pa.Array) -> Any:
     return col
 
 
-def _parquet_error(path: Path, exc: Exception) -> DataError:
+def _parquet_error(path: str | os.PathLike[str], exc: Exception) -> DataError:
     try:
         with open(path, "rb") as f:
             magic = f.read(4)

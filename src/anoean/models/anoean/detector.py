@@ -288,10 +288,10 @@ class AnoEAN(TransformerMixin, NeuralDetector):
             if not has_val_anomalies:
                 return None
             codes = encoder(Xv).double().cpu().numpy()
-            fit_codes = None
+            fit_codes: np.ndarray | None = None
             if fit_on_train:
-                fit_codes = torch.cat([encoder(c) for c in Xn.split(INFERENCE_BATCH)])
-                fit_codes = fit_codes.double().cpu().numpy()
+                fit_t = torch.cat([encoder(c) for c in Xn.split(INFERENCE_BATCH)])
+                fit_codes = fit_t.double().cpu().numpy()
             if not (
                 np.isfinite(codes).all() and (fit_codes is None or np.isfinite(fit_codes).all())
             ):
