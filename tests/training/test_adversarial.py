@@ -305,6 +305,16 @@ def test_a_new_detector_is_its_nets_plus_its_losses(tmp_path: Path) -> None:
     assert {"loss_d", "loss_g"} <= set(det.history_[0])
     again = SketchGAN(lr=1e-3, max_epochs=3, random_state=0, device="cpu").fit(X, y)
     np.testing.assert_array_equal(again.anomaly_score(X), det.anomaly_score(X))
-    loaded = load(det.save(tmp_path / "sketch"))
+    path = det.save(tmp_path / "sketch")
+    with pytest.raises(ModelFileError, match="unknown model class 'SketchGAN'"):
+        load(path)  # not in the one registry of methods yet
+    from anoean.core import registry
+
+    entry = registry.register(SketchGAN, arch_param="network")
+    try:
+        assert registry.method("sketchgan") is entry
+        loaded = load(path)
+    finally:
+        del registry.METHODS["sketchgan"]
     np.testing.assert_array_equal(loaded.anomaly_score(X), det.anomaly_score(X))
     assert read_model_dir(tmp_path / "sketch")[0]["state"]["architecture"]["generator"]

@@ -52,7 +52,9 @@ from anoean.core.modelfile import (  # noqa: F401
     seal,
     write_model_dir,
 )
+from anoean.core.registry import by_class
 from anoean.core.runtime import versions
+from anoean.core.splits import resolve_scaling
 from anoean.core.validation import (
     UnscorableRowsError,
     _check_float32_range,
@@ -60,9 +62,6 @@ from anoean.core.validation import (
     check_finite,
     validate_labels,
 )
-
-#: Every concrete detector class, by name, so that :func:`load` can rebuild any of them.
-DETECTORS: dict[str, type[BaseDetector]] = {}
 
 
 class BaseDetector(OutlierMixin, BaseEstimator):
@@ -77,11 +76,6 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         "target_false_alarm": [Interval(Real, 0, 1, closed="neither")],
         "verbose": [Interval(Integral, 0, None, closed="left"), "boolean"],
     }
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_") and not cls.__dict__.get("__abstract__", False):
-            DETECTORS[cls.__name__] = cls
 
     # ----------------------------------------------------------------- validation
     def _accepts_images(self) -> bool:
@@ -173,7 +167,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         warn_constant_columns(X, names, stacklevel=3)
         scaling = getattr(self, "scaling", "none")
         if X.ndim == 2 and scaling != "none":
-            kind = "standard" if scaling == "auto" else str(scaling)
+            kind = resolve_scaling(str(scaling), images=False)
             warn_squashed_columns(X, names, kind=kind, stacklevel=3)
         val_normal_scores, train_scores = self._fit(X, y, X_val, y_val)
         train_scores = np.asarray(train_scores, dtype=np.float64)
@@ -367,7 +361,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def load(cls, path: str | os.PathLike[str], *, device: str | None = None) -> BaseDetector:
         """Load a model saved by :meth:`save`; raises :class:`ModelFileError` if it is damaged."""
         config, arrays = read_model_dir(path)
-        klass = DETECTORS.get(config["class"]) or _import_detector(config["class"])
+        entry = by_class(config["class"])  # the one registry of methods
+        klass = None if entry is None else entry.load_class()
         if klass is None:
             raise ModelFileError(f"{path}: unknown model class {config['class']!r}")
         if not issubclass(klass, cls):
@@ -395,17 +390,6 @@ class BaseDetector(OutlierMixin, BaseEstimator):
                 f"{Path(path) / CONFIG_FILE}: model file is inconsistent: {exc}"
             ) from exc
         return est
-
-
-def _import_detector(name: str) -> type[BaseDetector] | None:
-    """The class a model file names, imported through the method registry (``import
-    anoean`` is lazy, so the class may not be imported yet when a model is loaded)."""
-    from anoean.core.registry import by_class
-
-    if name in DETECTORS:
-        return DETECTORS[name]
-    entry = by_class(name)
-    return None if entry is None else entry.load_class()
 
 
 def load(path: str | os.PathLike[str], *, device: str | None = None) -> BaseDetector:

@@ -7,12 +7,13 @@ same checks as :meth:`anoean.core.detector.BaseDetector.load`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,27 @@ def check_model_destination(path: str | os.PathLike[str], *, overwrite: bool = F
             f"{path} already holds an anoean model; pass overwrite=True (CLI: --overwrite) "
             "to replace it"
         )
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path``; renamed onto ``path`` when the block succeeds,
+    removed when it fails (or is interrupted), so ``path`` is never half-written.
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> with atomic_output(os.path.join(d, "a.txt")) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> os.listdir(d)
+    ['a.txt']
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_model_dir(

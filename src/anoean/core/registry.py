@@ -98,3 +98,30 @@ def by_class(class_name: str) -> MethodInfo | None:
         if m.class_name == class_name:
             return m
     return None
+
+
+def register(
+    cls: type,
+    *,
+    name: str | None = None,
+    display: str | None = None,
+    arch_param: str | None = None,
+    grid: dict[str, list[Any]] | None = None,
+    numpy_exportable: bool = False,
+) -> MethodInfo:
+    """Add a detector class to :data:`METHODS` (name: its lower-case class name by
+    default), so that ``anoean.load`` reads its model files and ``--method`` takes it.
+    The package's own detectors are listed above; this is for a user's own."""
+    entry = MethodInfo(
+        name=(name or cls.__name__).lower(),
+        target=f"{cls.__module__}:{cls.__qualname__}",
+        display=display or cls.__name__,
+        arch_param=arch_param,
+        grid=dict(grid or {}),
+        numpy_exportable=numpy_exportable,
+    )
+    clash = by_class(cls.__name__)
+    if entry.name in METHODS or (clash is not None and clash.target != entry.target):
+        raise ValueError(f"a method {entry.name!r} or a class {cls.__name__!r} is registered")
+    METHODS[entry.name] = entry
+    return entry

@@ -95,3 +95,12 @@ def check_scaling(
         f"(+-{FLOAT32_MAX:.4g}); rescale that column ({rows.size} such row(s) in all)",
         rows,
     )
+
+
+def resolve_scaling(scaling: str, *, images: bool, for_images: str = "none") -> str:
+    """The scaling ``"auto"`` stands for: ``"standard"`` for tables, ``for_images`` for
+    images (pixels already share one range: ``"none"``, or the GAN baselines' ``"symmetric"``
+    to [-1, 1]). Any other value is returned as it is."""
+    if scaling != "auto":
+        return scaling
+    return for_images if images else "standard"

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from anoean.core.modelfile import atomic_output
 from anoean.experiments.aggregate import REDUCED_MARK, _case_matrix, _labels_with_seeds, _num
 
 
@@ -50,10 +50,9 @@ def figure(records: list[dict[str, Any]], experiment: str, path: Path) -> Path |
             fontsize=7,
         )
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -35,7 +35,7 @@ from torch import nn
 
 from anoean.models.gan import GANDetector
 from anoean.nn.gan import (
-    ConvEncoder,
+    BiGANConvEncoder,
     ConvGenerator,
     ConvJointDiscriminator,
     ConvPairDiscriminator,
@@ -108,7 +108,7 @@ class ALAD(GANDetector):
                 "d_zz": PairDiscriminator(latent_dim, (32,)),
             }
         return {
-            "encoder": ConvEncoder(in_shape, latent_dim, spectral_norm=True),
+            "encoder": BiGANConvEncoder(in_shape, latent_dim, spectral_norm=True),
             "generator": ConvGenerator(latent_dim, in_shape),
             "d_xz": ConvJointDiscriminator(in_shape, latent_dim, spectral_norm=True),
             "d_xx": ConvPairDiscriminator(in_shape),

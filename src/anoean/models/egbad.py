@@ -25,7 +25,7 @@ from torch import nn
 
 from anoean.models.gan import GANDetector
 from anoean.nn.gan import (
-    ConvEncoder,
+    BiGANConvEncoder,
     ConvGenerator,
     ConvJointDiscriminator,
     MLPEncoder,
@@ -134,7 +134,7 @@ class EGBAD(GANDetector):
                 ),
             }
         return {
-            "encoder": ConvEncoder(in_shape, latent_dim),
+            "encoder": BiGANConvEncoder(in_shape, latent_dim),
             "generator": ConvGenerator(latent_dim, in_shape),
             "discriminator": ConvJointDiscriminator(in_shape, latent_dim),
         }

@@ -46,7 +46,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from anoean.core.metrics import aucpr
-from anoean.core.splits import scaling_stats
+from anoean.core.splits import resolve_scaling, scaling_stats
 from anoean.nn.blocks import Standardize, build, describe
 from anoean.nn.gan import init_original
 from anoean.training.adversarial import AdversarialStep, Group, Losses
@@ -148,9 +148,7 @@ class GANDetector(NeuralDetector):
 
     # ------------------------------------------------------------------ input
     def _scaling_stats(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        kind = self.scaling
-        if kind == "auto":
-            kind = "symmetric" if self.network == "conv" else "standard"
+        kind = resolve_scaling(self.scaling, images=self.network == "conv", for_images="symmetric")
         if kind == "symmetric":
             return image_range_stats(X)
         return scaling_stats(X, kind)

@@ -258,7 +258,7 @@ class ConvGenerator(nn.Module):
         }
 
 
-class ConvEncoder(nn.Module):
+class BiGANConvEncoder(nn.Module):
     """EGBAD's MNIST encoder: 3x3 convolutions 32 (stride 1), 64 and 128 (stride 2, batch
     norm), LeakyReLU(0.1), then a linear map to the latent space.
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from anoean.core.modelfile import ModelFileError, read_model_dir
+from anoean.core.modelfile import ModelFileError, atomic_output, read_model_dir
 from anoean.serve.numpy_scorer import (
     NumpyScorer,
     encoder_spec,
@@ -213,10 +213,6 @@ def export_onnx(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) 
     else:
         data = _conv_graph_bytes(model_dir, metadata)
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(out) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from anoean.core.modelfile import atomic_output
 from anoean.serve.evaluate import evaluate_table
 
 #: points drawn in the latent scatter plot (a seeded subsample beyond that)
@@ -311,10 +312,6 @@ def write_report(pipe: Any, table: pa.Table, out: str | os.PathLike[str], **kwar
     text = build_report(pipe, table, **kwargs)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

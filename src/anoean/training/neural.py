@@ -36,7 +36,7 @@ from torch import nn
 
 from anoean.core.detector import BaseDetector
 from anoean.core.runtime import make_generators, resolve_device, resolve_seed
-from anoean.core.splits import check_scaling, holdout_split, scaling_stats
+from anoean.core.splits import check_scaling, holdout_split, resolve_scaling, scaling_stats
 from anoean.nn.blocks import Standardize
 from anoean.nn.gan import set_dropout_generator
 from anoean.training.adversarial import Group, Losses
@@ -125,10 +125,7 @@ class NeuralDetector(BaseDetector):
         return X
 
     def _resolve_scaling(self) -> str:
-        scaling = getattr(self, "scaling", "auto")
-        if scaling == "auto":
-            return "none" if len(self.input_shape_) > 1 else "standard"
-        return scaling
+        return resolve_scaling(getattr(self, "scaling", "auto"), images=len(self.input_shape_) > 1)
 
     @torch.no_grad()
     def _batched(

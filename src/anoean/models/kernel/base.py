@@ -34,7 +34,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from anoean.core.detector import BaseDetector
 from anoean.core.runtime import make_generators, resolve_seed
-from anoean.core.splits import holdout_split, scaling_stats
+from anoean.core.splits import holdout_split, resolve_scaling, scaling_stats
 
 logger = logging.getLogger("anoean")
 
@@ -183,9 +183,8 @@ class KernelDetector(BaseDetector):
         return X, y, X_val, y_val
 
     def _set_scaling(self, X_fit: np.ndarray) -> np.ndarray:
-        kind = self.scaling
-        if kind == "auto":  # as AnoEAN: standardise tables, leave image pixels as they are
-            kind = "none" if len(self.input_shape_) > 1 else "standard"
+        # as AnoEAN: standardise tables, leave image pixels as they are
+        kind = resolve_scaling(self.scaling, images=len(self.input_shape_) > 1)
         shift, scale = scaling_stats(self._flat(X_fit), kind)
         self.shift_, self.scale_ = shift.astype(np.float64), scale.astype(np.float64)
         return self._transform(X_fit)
