@@ -80,7 +80,7 @@ def versions() -> dict[str, Any]:
     import sklearn
     import torch
 
-    from anoean import __version__
+    from anoean._version import __version__
 
     return {
         "anoean": __version__,
