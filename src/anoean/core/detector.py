@@ -60,6 +60,7 @@ from anoean.core.validation import (
     _check_float32_range,
     _locate_non_numeric,
     check_finite,
+    explain_overflow,
     validate_labels,
 )
 
@@ -249,23 +250,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def explain_unscorable(self, x: np.ndarray) -> str:
         """Why the (validated) row ``x`` gets no finite score: the column with the largest
         value after the model's input scaling, which is what overflows its arithmetic."""
-        flat = np.asarray(x, dtype=np.float64).reshape(-1)
-        scaling = self._input_scaling()
-        z = flat
-        if scaling is not None:
-            shift, scale = (np.asarray(a, dtype=np.float64).reshape(-1) for a in scaling)
-            if shift.shape == flat.shape and scale.shape == flat.shape:
-                with np.errstate(all="ignore"):
-                    z = (flat - shift) / scale
-        mag = np.where(np.isfinite(z), np.abs(z), np.inf)
-        j = int(np.argmax(mag))
-        names = getattr(self, "feature_names_in_", None)
-        col = f"column {j}" if names is None or len(names) != flat.size else f"column {names[j]!r}"
-        scaled = "" if z is flat else f" ({z[j]:.4g} after the model's input scaling)"
-        return (
-            f"{col} holds {flat[j]:.6g}{scaled}, too large for the model's float32 "
-            "arithmetic: its score is not finite"
-        )
+        shift, scale = self._input_scaling() or (None, None)
+        return explain_overflow(x, shift, scale, getattr(self, "feature_names_in_", None))
 
     def _check_scores(
         self, X: np.ndarray, scores: np.ndarray, name: str = "X", index: Any = None

@@ -23,8 +23,13 @@ class UnscorableRowsError(ValueError):
         self.rows = rows
 
 
-def _check_float32_range(X: np.ndarray, name: str, chunk: int = 1 << 16) -> None:
-    """Raise a ValueError naming the first finite value beyond the float32 range."""
+def _column(j: int, names: Any = None) -> str:
+    return f"column {names[j]!r}" if names is not None and j < len(names) else f"column {j}"
+
+
+def _check_float32_range(X: np.ndarray, name: str, chunk: int = 1 << 16, names: Any = None) -> None:
+    """Raise a ValueError naming the first finite value beyond the float32 range (the
+    column by ``names`` when given)."""
     if X.dtype != np.float64:
         return
     flat = X.reshape(X.shape[0], -1)
@@ -37,7 +42,8 @@ def _check_float32_range(X: np.ndarray, name: str, chunk: int = 1 << 16) -> None
         if big.any():
             i, j = (int(v) for v in np.argwhere(big)[0])
             raise ValueError(
-                f"{name} has the value {flat[start + i, j]:.6g} at row {start + i}, column {j}, "
+                f"{name} has the value {flat[start + i, j]:.6g} at row {start + i}, "
+                f"{_column(j, names)}, "
                 f"beyond the float32 range (+-{FLOAT32_MAX:.4g}) the models compute in; "
                 f"{int(big.sum())} such value(s) in rows {start}-{start + part.shape[0] - 1}"
             )
@@ -111,3 +117,24 @@ def validate_labels(y: Any, n_samples: int, name: str = "y") -> np.ndarray:
             f"{name} must hold 0 (normal) or 1 (anomaly); row {bad} has {_py(y_arr[bad])!r}"
         )
     return y_num.astype(np.int64)
+
+
+def explain_overflow(x: np.ndarray, shift: Any = None, scale: Any = None, names: Any = None) -> str:
+    """Why row ``x`` gets no finite score: the column with the largest value after the
+    model's input scaling ``(x - shift) / scale`` (when given), which is what overflows its
+    float32 arithmetic. Shared by the detectors and the numpy scorer."""
+    flat = np.asarray(x, dtype=np.float64).reshape(-1)
+    z = flat
+    if shift is not None and scale is not None:
+        shift, scale = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (shift, scale))
+        if shift.shape == flat.shape and scale.shape == flat.shape:
+            with np.errstate(all="ignore"):
+                z = (flat - shift) / scale
+    j = int(np.argmax(np.where(np.isfinite(z), np.abs(z), np.inf)))
+    if names is not None and len(names) != flat.size:
+        names = None
+    scaled = "" if z is flat else f" ({z[j]:.4g} after the model's input scaling)"
+    return (
+        f"{_column(j, names)} holds {flat[j]:.6g}{scaled}, too large for the model's float32 "
+        "arithmetic: its score is not finite"
+    )

@@ -31,8 +31,7 @@ import numpy as np
 
 from anoean.core.modelfile import ModelFileError, read_model_dir
 from anoean.core.registry import METHODS, MethodInfo, by_class
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+from anoean.core.validation import FLOAT32_MAX, _check_float32_range, explain_overflow
 
 
 def exportable_entry(config: dict[str, Any]) -> MethodInfo | None:
@@ -246,17 +245,8 @@ class NumpyScorer:
                 f"expected rows of {self.n_features_in_} features; got shape {X.shape}"
             )
         if X.dtype.kind == "f" and X.dtype.itemsize > 4:
-            big = np.abs(X) > _FLOAT32_MAX
-            if big.any():  # finite in float64 but inf in float32: name it, never call it inf
-                with np.errstate(over="ignore"):
-                    big &= np.isfinite(X) & np.isinf(X.astype(np.float32))
-            if big.any():
-                i, j = (int(v) for v in np.argwhere(big)[0])
-                name = self.feature_names[j] if self.feature_names else f"column {j}"
-                raise ValueError(
-                    f"X has the value {X[i, j]:.6g} at row {i}, {name}, beyond the float32 "
-                    f"range (+-{_FLOAT32_MAX:.4g}) the model computes in"
-                )
+            # finite in float64 but inf in float32: name it, never call it inf
+            _check_float32_range(X, "X", names=self.feature_names)
         X = np.asarray(X, dtype=np.float32)
         if not np.isfinite(X).all():
             i, j = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
@@ -288,15 +278,7 @@ class NumpyScorer:
 
     def explain_unscorable(self, x: np.ndarray) -> str:
         """Why row ``x`` gets no finite score: its largest input after the input scaling."""
-        flat = np.asarray(x, dtype=np.float64).reshape(-1)
-        with np.errstate(all="ignore"):
-            z = (flat - self.shift) / self.scale
-        j = int(np.argmax(np.where(np.isfinite(z), np.abs(z), np.inf)))
-        name = repr(self.feature_names[j]) if self.feature_names else str(j)
-        return (
-            f"column {name} holds {flat[j]:.6g} ({z[j]:.4g} after the model's input scaling), "
-            "too large for the model's float32 arithmetic: its score is not finite"
-        )
+        return explain_overflow(x, self.shift, self.scale, self.feature_names)
 
     def score(self, X: Any) -> np.ndarray:
         """a(x) for each row of X (n, p), or for one row given as a 1-D array; float64.
@@ -326,7 +308,7 @@ class NumpyScorer:
         feature is finite).
         """
         x = np.asarray(x)
-        if x.dtype.kind == "f" and x.dtype.itemsize > 4 and not (np.abs(x) <= _FLOAT32_MAX).all():
+        if x.dtype.kind == "f" and x.dtype.itemsize > 4 and not (np.abs(x) <= FLOAT32_MAX).all():
             self._check(x)  # raises if a value is beyond float32 (or NaN): names it
         x = np.asarray(x, dtype=np.float32)
         if x.shape != (self.n_features_in_,):
