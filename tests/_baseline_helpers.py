@@ -116,4 +116,5 @@ TINY: dict[str, dict[str, Any]] = {
     "AnoGAN": {"max_epochs": 2, "n_search_iter": 5, "batch_size": 16},
     "EGBAD": {"max_epochs": 2, "batch_size": 16},
     "ALAD": {"max_epochs": 2, "batch_size": 16},
+    "AnoEANPlus": {"max_epochs": 2, "n_members": 2, "latent_dim": 2},
 }

@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from anoean._version import __version__
 
-__all__ = ["AnoEAN", "BaseDetector", "ModelFileError", "load", "__version__"]
+__all__ = ["AnoEAN", "AnoEANPlus", "BaseDetector", "ModelFileError", "load", "__version__"]
 
 if TYPE_CHECKING:
     from anoean.core.detector import BaseDetector, load
     from anoean.core.modelfile import ModelFileError
     from anoean.models.anoean.detector import AnoEAN
+    from anoean.models.anoean_plus.detector import AnoEANPlus
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from anoean.models.anoean.detector import AnoEAN
 
         return AnoEAN
+    if name == "AnoEANPlus":
+        from anoean.models.anoean_plus.detector import AnoEANPlus
+
+        return AnoEANPlus
     if name in ("BaseDetector", "load"):
         from anoean.core import detector
 

@@ -40,10 +40,10 @@ def test_fit_writes_a_complete_model_directory(model: Path) -> None:
         "weights.safetensors",
     ]
     meta = json.loads((model / "pipeline.json").read_text())
-    assert meta["label_column"] == "is_attack" and meta["method"] == "anoean"
+    assert meta["label_column"] == "is_attack" and meta["method"] == "anoeanplus"
     assert "id" not in meta["input_types"] and "is_attack" not in meta["input_types"]
     # the detector part is an ordinary saved detector
-    assert type(anoean.load(model)).__name__ == "AnoEAN"
+    assert type(anoean.load(model)).__name__ == "AnoEANPlus"  # the default --method
 
 
 def test_target_false_alarm_sets_the_threshold_on_validation_normals(data_dir: Path) -> None:

@@ -32,9 +32,10 @@ from anoean.cli.common import (
 @click.option("--exclude", help="Comma-separated columns to ignore (ids, timestamps).")
 @click.option(
     "--method",
-    default="anoean",
+    default="anoeanplus",
     show_default=True,
-    help="Detector: anoean, or a baseline when installed (see 'anoean methods').",
+    help="Detector: anoeanplus (the recommended one), anoean (the paper's method), or a "
+    "baseline (see 'anoean methods').",
 )
 @click.option(
     "--target-false-alarm",

@@ -16,9 +16,14 @@ from anoean.core.registry import METHODS as _REGISTRY
 #: display names, in the paper's order (from the registry)
 DISPLAY = {name: m.display for name, m in _REGISTRY.items()}
 
-METHODS = tuple(DISPLAY)
+#: the paper's methods: what the reproduction runs by default
+METHODS = tuple(name for name, m in _REGISTRY.items() if m.paper)
+#: every method the reproduction takes with ``--methods`` (AnoEANPlus beyond the paper)
+ALL_METHODS = tuple(DISPLAY)
 NEURAL = {name for name, m in _REGISTRY.items() if m.neural}
 GANS = ("anogan", "egbad", "alad")
+#: methods with an MLP encoder only (no conv encoder for images)
+TABLE_ONLY = ("anoeanplus",)
 
 #: budgets of the GAN baselines in full-mode image runs ("reduced" is the default)
 IMAGE_GAN_BUDGETS = ("reduced", "original")
@@ -69,10 +74,18 @@ def method_spec(
     epochs and AnoGAN's 100-step search; hours per run on a CPU).
     """
     if name not in _REGISTRY:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(ALL_METHODS)}")
     check_image_gan_budget(image_gan_budget)
     budget = image_gan_budget if (images and not quick and name in GANS) else None
     fixed: dict[str, Any] = {}
+    if images and name in TABLE_ONLY:
+        raise ValueError(f"{DISPLAY[name]} scores tables only: it cannot run on images")
+    if name in NEURAL and not _REGISTRY[name].paper:
+        # beyond the paper: the method's own defaults (its epochs, its stopping rule)
+        fixed.update({str(_REGISTRY[name].arch_param): "mlp", "device": "cpu"})
+        if quick:
+            fixed["max_epochs"] = 10
+        return MethodSpec(name=name, fixed=fixed)
     if name in NEURAL:
         arch_key = str(_REGISTRY[name].arch_param)
         fixed[arch_key] = "conv" if images else "mlp"

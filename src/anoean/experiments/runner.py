@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from anoean.experiments import tables
-from anoean.experiments.methods import GANS, METHODS, check_image_gan_budget, method_spec
+from anoean.experiments.methods import (
+    ALL_METHODS,
+    GANS,
+    METHODS,
+    TABLE_ONLY,
+    check_image_gan_budget,
+    method_spec,
+)
 from anoean.experiments.store import ERRORS_FILE, RUNS_FILE, append_record, read_runs
 
 logger = logging.getLogger("anoean")
@@ -125,8 +132,13 @@ def plan_runs(
     experiments: Sequence[str], methods: Sequence[str], seeds: Iterable[int], *, quick: bool
 ) -> list[Run]:
     for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+        if m not in ALL_METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {', '.join(ALL_METHODS)}")
+        images = [e for e in experiments if e in IMAGE]
+        if m in TABLE_ONLY and images:
+            raise ValueError(
+                f"{m} scores tables only; leave it out of the image experiments {images}"
+            )
     # seed-major order: an interrupted reproduction leaves whole seeds (every experiment,
     # case and method of seeds 0..k), which the tables can already report
     runs = []

@@ -37,7 +37,9 @@ logger = logging.getLogger("anoean")
 
 #: baseline name -> parameter -> values tried (the registry's grids, AnoEAN's left out)
 GRIDS: dict[str, dict[str, list[Any]]] = {
-    name: {k: list(v) for k, v in m.grid.items()} for name, m in METHODS.items() if name != "anoean"
+    name: {k: list(v) for k, v in m.grid.items()}
+    for name, m in METHODS.items()
+    if name not in ("anoean", "anoeanplus")
 }
 
 

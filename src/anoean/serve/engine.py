@@ -25,6 +25,7 @@ import numpy as np
 
 from anoean.core.modelfile import ModelFileError, read_model_dir
 from anoean.serve.numpy_scorer import (
+    TABLE_KINDS,
     NumpyScorer,
     encoder_spec,
     exportable_classes,
@@ -111,7 +112,7 @@ def load_scorer(
         raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
     config, arrays = read_model_dir(path)
     entry = exportable_entry(config)  # a class the numpy and ONNX engines can run
-    is_mlp = entry is not None and encoder_spec(config).get("kind") == "mlp"
+    is_mlp = entry is not None and encoder_spec(config).get("kind") in TABLE_KINDS
     if engine == "auto":
         engine = ("onnx" if _onnx_available() else "numpy") if is_mlp else "torch"
     threshold = float(config["state"]["threshold_"])
@@ -144,12 +145,12 @@ def load_scorer(
         raise ImportError(
             "the 'onnx' engine needs onnx and onnxruntime: pip install 'anoean[onnx]'"
         )
-    from anoean.serve.onnx import mlp_graph
+    from anoean.serve.onnx import table_graph
 
     return Scorer(
         "onnx",
         threshold,
         sc.n_features_in_,
-        _ort_fn(mlp_graph(sc).SerializeToString(), threads),
+        _ort_fn(table_graph(sc).SerializeToString(), threads),
         explainer=sc,
     )

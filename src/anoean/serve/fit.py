@@ -77,7 +77,7 @@ def fit_pipeline(
     label_column: str,
     categorical: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
-    method: str = "anoean",
+    method: str = "anoeanplus",
     params: dict[str, Any] | None = None,
     target_false_alarm: float | None = None,
     anomaly_values: Sequence[str] = (),

@@ -33,6 +33,11 @@ from anoean.core.modelfile import ModelFileError, read_model_dir
 from anoean.core.registry import METHODS, MethodInfo, by_class
 from anoean.core.validation import FLOAT32_MAX, _check_float32_range, explain_overflow
 
+#: the architecture kind of AnoEANPlus's scoring graph (:mod:`anoean.serve.numpy_plus`)
+PLUS_KIND = "anoean_plus"
+#: the kinds the numpy and ONNX engines run
+TABLE_KINDS = ("mlp", PLUS_KIND)
+
 
 def exportable_entry(config: dict[str, Any]) -> MethodInfo | None:
     """The registry entry of a saved model's class when that class is exported without torch
@@ -52,6 +57,8 @@ def encoder_spec(config: dict[str, Any]) -> dict[str, Any]:
     arch = config.get("state", {}).get("architecture")
     if arch is None:
         return legacy_v0_1_0_encoder_spec(config)
+    if isinstance(arch, dict) and isinstance(arch.get("scorer"), dict):
+        return dict(arch["scorer"])  # AnoEANPlus: the whole scoring graph, kind "anoean_plus"
     spec = arch.get("encoder") if isinstance(arch, dict) else None
     if not isinstance(spec, dict):
         raise ModelFileError("the model's recorded architecture has no encoder")
@@ -177,7 +184,7 @@ class NumpyScorer:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> NumpyScorer:
+    def load(cls, path: str | os.PathLike[str]) -> Any:
         """Read a model directory written by ``AnoEAN.save`` (or ``anoean fit``).
 
         Raises
@@ -192,9 +199,11 @@ class NumpyScorer:
     @classmethod
     def from_arrays(
         cls, config: dict[str, Any], arrays: dict[str, np.ndarray], *, source: str = "model"
-    ) -> NumpyScorer:
+    ) -> Any:
         """Build from a verified (config, arrays) pair as returned by ``read_model_dir``,
-        reading the layers from the architecture the model records (:func:`encoder_spec`)."""
+        reading the layers from the architecture the model records (:func:`encoder_spec`).
+        An AnoEANPlus model gives a :class:`~anoean.serve.numpy_plus.PlusNumpyScorer`, with
+        the same scoring interface."""
         entry = exportable_entry(config)
         if entry is None:
             raise ModelFileError(
@@ -203,6 +212,10 @@ class NumpyScorer:
             )
         params, state = config.get("params", {}), config.get("state", {})
         spec = encoder_spec(config)
+        if spec.get("kind") == PLUS_KIND:
+            from anoean.serve.numpy_plus import PlusNumpyScorer
+
+            return PlusNumpyScorer.from_arrays(config, arrays, source=source)
         if spec.get("kind") != "mlp":
             raise ModelFileError(
                 f"{source} uses {entry.arch_param}={params.get(entry.arch_param)!r}; "

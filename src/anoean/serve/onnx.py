@@ -31,6 +31,7 @@ import numpy as np
 
 from anoean.core.modelfile import ModelFileError, atomic_output, read_model_dir
 from anoean.serve.numpy_scorer import (
+    TABLE_KINDS,
     NumpyScorer,
     encoder_spec,
     exportable_classes,
@@ -110,6 +111,138 @@ def mlp_graph(scorer: NumpyScorer, *, metadata: dict[str, str] | None = None) ->
     helper.set_model_props(model, metadata or {})
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _mlp_nodes(
+    nodes: list[Any],
+    const: Any,
+    wts: list[np.ndarray],
+    biases: list[np.ndarray],
+    slope: float,
+    inp: str,
+    prefix: str,
+) -> str:
+    """Gemm (and LeakyRelu between layers) nodes of one MLP; returns its output's name."""
+    from onnx import helper
+
+    h, last = inp, len(wts) - 1
+    for i, (wt, b) in enumerate(zip(wts, biases, strict=True)):
+        out = f"{prefix}lin{i}"
+        nodes.append(
+            helper.make_node(
+                "Gemm", [h, const(f"{prefix}W{i}", wt), const(f"{prefix}b{i}", b)], [out]
+            )
+        )
+        if i < last:
+            nodes.append(helper.make_node("LeakyRelu", [out], [f"{prefix}act{i}"], alpha=slope))
+            out = f"{prefix}act{i}"
+        h = out
+    return h
+
+
+def plus_graph(scorer: Any, *, metadata: dict[str, str] | None = None) -> Any:
+    """The ONNX ``ModelProto`` computing an AnoEANPlus score
+    (:class:`~anoean.serve.numpy_plus.PlusNumpyScorer`): the input scaling, each member's MLP
+    and distance (float64), log(1 + distance) normalised, their mean, the head and the
+    fusion."""
+    onnx = _require_onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits: list[Any] = []
+
+    def const(name: str, value: Any) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    f64 = np.float64
+    nodes = [
+        helper.make_node("Sub", [INPUT_NAME, const("shift", scorer.shift)], ["centred"]),
+        helper.make_node("Div", ["centred", const("scale", scorer.scale)], ["xs"]),
+    ]
+    axes1 = const("axes1", np.array([1], np.int64))
+    codes, dists = [], []
+    for k, enc in enumerate(scorer.encoders):
+        p = f"m{k}_"
+        z = _mlp_nodes(nodes, const, enc.wt, enc.b, enc.slope, "xs", p)
+        codes.append(z)
+        nodes += [
+            helper.make_node("Cast", [z], [p + "z64"], to=TensorProto.DOUBLE),
+            helper.make_node("Sub", [p + "z64", const(p + "mu", scorer.mu[k])], [p + "zc"]),
+            helper.make_node(
+                "MatMul", [p + "zc", const(p + "whiten", scorer.whiten[k])], [p + "w"]
+            ),
+            helper.make_node("Mul", [p + "w", p + "w"], [p + "w2"]),
+            helper.make_node("ReduceSum", [p + "w2", axes1], [p + "d2"], keepdims=1),
+            helper.make_node("Sqrt", [p + "d2"], [p + "d"]),
+            helper.make_node("Add", [p + "d", const(p + "one", np.array([1.0], f64))], [p + "d1"]),
+            helper.make_node("Log", [p + "d1"], [p + "ld"]),
+            helper.make_node(
+                "Sub", [p + "ld", const(p + "uc", np.array([scorer.u_center[k]], f64))], [p + "lc"]
+            ),
+            helper.make_node(
+                "Div", [p + "lc", const(p + "us", np.array([scorer.u_scale[k]], f64))], [p + "u"]
+            ),
+        ]
+        dists.append(p + "u")
+    nodes += [
+        helper.make_node("Concat", dists, ["u"], axis=1),
+        helper.make_node("ReduceMean", ["u"], ["umean"], axes=[1], keepdims=0),
+    ]
+    out = "umean"
+    if scorer.head is not None:
+        nodes.append(helper.make_node("Cast", ["u"], ["u32"], to=TensorProto.FLOAT))
+        pieces = {"x": ["xs"], "codes": codes, "distances": ["u32"]}
+        feats = [t for name in scorer.head_inputs for t in pieces[name]]
+        nodes += [
+            helper.make_node("Concat", feats, ["f"], axis=1),
+            helper.make_node("Sub", ["f", const("f_shift", scorer.f_shift)], ["fc"]),
+            helper.make_node("Div", ["fc", const("f_scale", scorer.f_scale)], ["fs"]),
+        ]
+        hd = scorer.head
+        logit = _mlp_nodes(nodes, const, hd.wt, hd.b, hd.slope, "fs", "head_")
+        w = scorer.weight
+        nodes += [
+            helper.make_node("Squeeze", [logit, axes1], ["h"]),
+            helper.make_node("Cast", ["h"], ["h64"], to=TensorProto.DOUBLE),
+            helper.make_node(
+                "Sub", ["h64", const("hc", np.array([scorer.h_center], f64))], ["hcen"]
+            ),
+            helper.make_node("Div", ["hcen", const("hs", np.array([scorer.h_scale], f64))], ["hd"]),
+            helper.make_node("Max", ["hd", const("hf", np.array([scorer.h_floor], f64))], ["hn"]),
+            helper.make_node("Mul", ["umean", const("wu", np.array([w], f64))], ["su"]),
+            helper.make_node("Mul", ["hn", const("wh", np.array([1.0 - w], f64))], ["sh"]),
+            helper.make_node("Add", ["su", "sh"], ["fused"]),
+        ]
+        out = "fused"
+    nodes.append(helper.make_node("Identity", [out], [OUTPUT_NAME]))
+    graph = helper.make_graph(
+        nodes,
+        "anoean_plus_score",
+        [
+            helper.make_tensor_value_info(
+                INPUT_NAME, TensorProto.FLOAT, ["n", scorer.n_features_in_]
+            )
+        ],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.DOUBLE, ["n"])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="anoean",
+        ir_version=IR_VERSION,
+    )
+    helper.set_model_props(model, metadata or {})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def table_graph(scorer: Any, *, metadata: dict[str, str] | None = None) -> Any:
+    """The ONNX graph of a table model's numpy scorer: AnoEAN (:func:`mlp_graph`) or
+    AnoEANPlus (:func:`plus_graph`)."""
+    if isinstance(scorer, NumpyScorer):
+        return mlp_graph(scorer, metadata=metadata)
+    return plus_graph(scorer, metadata=metadata)
 
 
 def _conv_graph_bytes(path: str | os.PathLike[str], metadata: dict[str, str]) -> bytes:
@@ -207,9 +340,9 @@ def export_onnx(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) 
     names = _feature_names(Path(model_dir), state)
     if names is not None:
         metadata["feature_names"] = json.dumps(names)
-    if encoder_spec(config).get("kind") == "mlp":
+    if encoder_spec(config).get("kind") in TABLE_KINDS:
         scorer = NumpyScorer.from_arrays(config, arrays, source=str(model_dir))
-        data = mlp_graph(scorer, metadata=metadata).SerializeToString()
+        data = table_graph(scorer, metadata=metadata).SerializeToString()
     else:
         data = _conv_graph_bytes(model_dir, metadata)
     out = Path(out)

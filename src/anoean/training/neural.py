@@ -177,7 +177,7 @@ class NeuralDetector(BaseDetector):
         rng, _ = make_generators(self.seed_)
         init_gen = torch.Generator().manual_seed(self.seed_)
         train_gen = torch.Generator(device=self.device_).manual_seed(self.seed_ + 1)
-        data = _split(X, y, X_val, y_val, self.validation_fraction, rng)
+        data = self._split_data(X, y, X_val, y_val, rng)
         self._check_data(data)
 
         nets = self._build_nets(init_gen)
@@ -275,6 +275,18 @@ class NeuralDetector(BaseDetector):
     # hooks with defaults
     def _resolve_sizes(self) -> None:
         """Resolve parameters whose default depends on the network kind."""
+
+    def _split_data(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> FitData:
+        """The training and validation parts: the given ``X_val``, or a stratified hold-out
+        of ``validation_fraction`` of each class."""
+        return _split(X, y, X_val, y_val, self.validation_fraction, rng)
 
     def _check_data(self, data: FitData) -> None:
         """Refuse data or parameters that cannot be trained on, before anything is built."""

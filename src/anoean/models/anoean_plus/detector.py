@@ -1,0 +1,473 @@
+"""AnoEANPlus: AnoEAN's encoder and latent space, made the detector a user should pick.
+
+The faithful :class:`~anoean.models.anoean.detector.AnoEAN` is the paper's method. AnoEANPlus
+keeps its encoder, its discriminator and its losses, and changes what the benchmark on data
+it has never seen (``benchmarks/adbench.py``, docs/benchmarks/adbench.md) showed to matter:
+
+1. **Every labelled anomaly is used for training.** With 10% of the anomalies labelled, a
+   small table has one to five of them; AnoEAN's stratified hold-out spends a fifth of them
+   on early stopping. AnoEANPlus holds out normal rows only (``validation_fraction`` of
+   them), and trains a fixed budget of ``max_epochs``.
+2. **Unlabelled rows hide anomalies: trimmed losses.** In each batch the ``trim`` share of
+   the normal rows whose codes lie farthest from the prior's mean is left out of the normal
+   terms of L_D and L_E (:func:`~anoean.models.anoean_plus.nets.trimmed_normals`), and the
+   Gaussian is fitted again without the ``trim`` share of the training normals farthest from
+   the first fit.
+3. **The Gaussian of the training normals**, many more codes than the validation normals
+   (the opt-in ``gaussian_fit="train"`` of AnoEAN, which gained on MNIST n-vs-m).
+4. **An ensemble of encoders** (``n_members``), against AnoEAN's variance over seeds; each
+   member's log(1 + distance) is normalised by its median and interquartile range on the
+   held-out normals, and the members' normalised distances are averaged: u(x).
+5. **Score fusion.** With labelled anomalies, a supervised head (an MLP, 64-32-1) is trained
+   on the scaled input, the codes and the normalised distances, labelled anomalies against
+   the other training rows (class-weighted cross-entropy). The score is
+   ``fusion_weight * u(x) + (1 - fusion_weight) * h(x)``, where h is the head's logit
+   normalised like u on the held-out normals: the distance carries the unseen kinds of
+   anomaly, the head the kinds seen in training. Without labelled anomalies the score is
+   u(x).
+
+Each choice was kept because it won on the development split of the benchmark
+(``--split dev``: a part of each training set, never the test part), with one set of
+defaults for every dataset; the ablation is in docs/benchmarks/adbench.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any, ClassVar, cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch import nn
+
+from anoean.core.gaussian import GaussianScorer
+from anoean.core.metrics import aucpr
+from anoean.core.splits import holdout_split
+from anoean.models.anoean.nets import ADAM_BETAS
+from anoean.models.anoean_plus.nets import (
+    INPUT_KINDS,
+    Discriminators,
+    PlusScorer,
+    make_ensemble_step,
+)
+from anoean.nn.blocks import build, init_parameters
+from anoean.training.adversarial import Group, Losses
+from anoean.training.neural import FitData, NeuralDetector
+
+logger = logging.getLogger("anoean")
+
+#: epochs, mini-batch size and weight decay of the supervised head
+HEAD_EPOCHS = 30
+HEAD_BATCH = 256
+HEAD_WEIGHT_DECAY = 1e-4
+
+
+def _robust_scale(values: np.ndarray) -> tuple[float, float]:
+    """Median and interquartile range (at least 1e-6, so a constant column divides safely)."""
+    q25, med, q75 = np.percentile(values, [25, 50, 75])
+    return float(med), float(max(q75 - q25, 1e-6))
+
+
+class AnoEANPlus(TransformerMixin, NeuralDetector):
+    """AnoEAN's encoders with trimmed training, an ensemble and a fused supervised head.
+
+    Parameters
+    ----------
+    latent_dim : int, default=16
+        Size d of each member's decision space (AnoEAN's default).
+    n_members : int, default=3
+        Encoders in the ensemble, each with its own discriminator, initialisation and
+        Gaussian.
+    trim : float in [0, 0.5), default=0.05
+        Share of each batch's normal rows left out of the normal loss terms, and of the
+        training normals left out of the second Gaussian fit. 0 turns trimming off.
+    head : bool, default=True
+        Train the supervised head when y holds labelled anomalies.
+    head_inputs : str, default="x"
+        What the head reads, joined by "+": "x" (the scaled row), "codes" (every member's
+        code), "distances" (every member's normalised distance); e.g. "x+codes+distances".
+    head_trim : float in [0, 0.5), default=0.0
+        Share of the unlabelled training rows with the largest u(x) left out of the head's
+        negatives (they are likely hidden anomalies).
+    fusion : {"one_sided", "linear"}, default="one_sided"
+        How the head's normalised logit h enters the score. "one_sided": max(h, 0), so the
+        head can raise a row's score (a kind of anomaly seen in training) but never lower it
+        below a typical normal's: a kind never seen in training, on which the head's logit
+        extrapolates to "very normal", keeps the ranking its distance gives it. "linear": h
+        as it is.
+    fusion_weight : float in [0, 1], default=0.5
+        Share of the normalised distance in the fused score (1: the head is not used).
+    batch_size : int, default=200
+        Normal rows per step (the paper's 200).
+    lr : float, default=1e-3
+        Adam learning rate of the encoders and discriminators (the paper's value).
+    max_epochs : int, default=50
+        Epochs of adversarial training (one epoch is one pass over the normal rows).
+    patience : int or None, default=None
+        Early stopping on the validation AUC-PR of u(x), only when ``X_val`` holds
+        anomalies (by default the validation rows are normals only).
+    validation_fraction : float, default=0.2
+        Share of the normal rows held out (for the normalisations and the threshold) when
+        ``X_val`` is not given. Labelled anomalies are never held out.
+    scaling : {"auto", "standard", "minmax", "none"}, default="auto"
+        Input scaling fitted on the training rows ("auto": "standard").
+    contamination, target_false_alarm, random_state, device, verbose
+        As for :class:`~anoean.models.anoean.detector.AnoEAN`.
+
+    Attributes
+    ----------
+    scorer_ : PlusScorer
+        The whole inference graph (scaling, encoders, Gaussians, head, fusion).
+    gaussians_ : list of GaussianScorer
+        Each member's Gaussian.
+    has_head_ : bool
+        Whether the head was trained (labelled anomalies were given and ``head=True``).
+    head_history_ : list of float
+        The head's mean training loss per epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anoean import AnoEANPlus
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(size=(400, 5)), rng.normal(4, 1, size=(20, 5))])
+    >>> y = np.r_[np.zeros(400), np.ones(20)]
+    >>> det = AnoEANPlus(max_epochs=3, n_members=2, random_state=0, device="cpu").fit(X, y)
+    >>> s = det.anomaly_score(X)
+    >>> bool(s[y == 1].mean() > s[y == 0].mean())
+    True
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **NeuralDetector._parameter_constraints,
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "trim": [Interval(Real, 0, 0.5, closed="left")],
+        "head": ["boolean"],
+        "head_inputs": [str],
+        "fusion_weight": [Interval(Real, 0, 1, closed="both")],
+        "head_trim": [Interval(Real, 0, 0.5, closed="left")],
+        "fusion": [StrOptions({"one_sided", "linear"})],
+        "encoder": [StrOptions({"mlp"})],
+        "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
+    }
+    _arch_param: ClassVar[str] = "encoder"
+    scorer_: PlusScorer
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int = 16,
+        n_members: int = 3,
+        trim: float = 0.05,
+        head: bool = True,
+        head_inputs: str = "x",
+        head_trim: float = 0.0,
+        fusion: str = "one_sided",
+        fusion_weight: float = 0.5,
+        encoder: str = "mlp",
+        batch_size: int = 200,
+        lr: float = 1e-3,
+        max_epochs: int = 50,
+        patience: int | None = None,
+        validation_fraction: float = 0.2,
+        scaling: str = "auto",
+        contamination: float | None = None,
+        target_false_alarm: float = 0.05,
+        random_state: Any = None,
+        device: str = "auto",
+        verbose: int = 0,
+    ) -> None:
+        self.latent_dim = latent_dim
+        self.n_members = n_members
+        self.trim = trim
+        self.head = head
+        self.head_inputs = head_inputs
+        self.head_trim = head_trim
+        self.fusion = fusion
+        self.fusion_weight = fusion_weight
+        self.encoder = encoder
+        self.batch_size = batch_size
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.scaling = scaling
+        self.contamination = contamination
+        self.target_false_alarm = target_false_alarm
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the encoders run in float32
+        return tags
+
+    # ------------------------------------------------------------------ building
+    def _head_inputs(self) -> tuple[str, ...]:
+        kinds = tuple(part.strip() for part in str(self.head_inputs).split("+"))
+        unknown = sorted(set(kinds) - set(INPUT_KINDS))
+        if unknown or not kinds:
+            raise ValueError(
+                f"head_inputs={self.head_inputs!r}: {unknown} unknown; join any of "
+                f"{', '.join(INPUT_KINDS)} with '+'"
+            )
+        return kinds
+
+    def _scorer(self, head: bool, generator: torch.Generator) -> PlusScorer:
+        p, d, k = int(self.input_shape_[0]), self.latent_dim, self.n_members
+        kinds = self._head_inputs()
+        scorer = build(lambda: PlusScorer(p, d, k, head, kinds), generator, self.device_)
+        assert isinstance(scorer, PlusScorer)
+        return scorer.reset_fitted()
+
+    def _build_nets(self, generator: torch.Generator) -> nn.ModuleDict:
+        scorer = self._scorer(bool(self.head), generator)
+        discs = build(
+            lambda: Discriminators(self.latent_dim, self.n_members), generator, self.device_
+        )
+        return nn.ModuleDict({"scorer": scorer, "discriminators": discs})
+
+    def _architecture(self) -> dict[str, Any]:
+        return {"scorer": self.scorer_.spec("scorer")}
+
+    # ------------------------------------------------------------------- fitting
+    def _split_data(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> FitData:
+        """Hold out normal rows only: every labelled anomaly trains the model."""
+        if X_val is not None:
+            assert y_val is not None
+            rows = np.arange(X.shape[0])
+            return FitData(X, y, X_val, y_val, X, rows, np.arange(X_val.shape[0]), "X_val")
+        normal = np.flatnonzero(y == 0)
+        if normal.size < 4:
+            raise ValueError(
+                f"AnoEANPlus needs at least 4 normal rows (y == 0) to hold some out; got "
+                f"{normal.size}"
+            )
+        tr_n, va_n = holdout_split(
+            np.zeros(normal.size, dtype=np.int64), self.validation_fraction, rng
+        )
+        tr = np.sort(np.concatenate([normal[tr_n], np.flatnonzero(y == 1)]))
+        va = normal[va_n]
+        return FitData(X[tr], y[tr], X[va], y[va], X, tr, va, "X (training data)")
+
+    def _scaler(self, nets: nn.ModuleDict) -> Any:
+        return nets["scorer"].scaler
+
+    def _param_groups(self, nets: nn.ModuleDict) -> dict[str, list[nn.Parameter]]:
+        return {
+            "d": list(nets["discriminators"].parameters()),
+            "e": list(cast(PlusScorer, nets["scorer"]).encoders.parameters()),
+        }
+
+    def _adam_betas(self) -> tuple[float, float]:
+        return ADAM_BETAS["mlp"]
+
+    def _make_step(
+        self,
+        nets: nn.ModuleDict,
+        data: FitData,
+        groups: dict[str, Group],
+        generator: torch.Generator,
+    ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
+        return make_ensemble_step(
+            cast(PlusScorer, nets["scorer"]),
+            cast(Discriminators, nets["discriminators"]),
+            groups["e"].optimizer,
+            groups["d"].optimizer,
+            data.Xn,
+            data.Xa,
+            float(self.trim),
+            generator,
+        )
+
+    def _make_evaluate(self, nets: nn.ModuleDict, data: FitData) -> Callable[[], float | None]:
+        scorer, Xv, y_val = cast(PlusScorer, nets["scorer"]), data.Xv, data.y_val
+        has_val_anomalies = data.has_val_anomalies
+
+        @torch.no_grad()
+        def evaluate() -> float | None:
+            if not has_val_anomalies:
+                return None
+            # distance to the prior's mean, summed over the members (no Gaussian yet)
+            score = sum(z.double().pow(2).sum(1) for z in scorer.codes(Xv))
+            s = torch.as_tensor(score).cpu().numpy()
+            return aucpr(y_val, s) if np.isfinite(s).all() else float("nan")
+
+        return evaluate
+
+    def _kept(self, nets: nn.ModuleDict) -> dict[str, nn.Module]:
+        return {"scorer": nets["scorer"]}
+
+    def _name_unscorable_validation_row(self, nets: nn.ModuleDict, data: FitData) -> None:
+        self.scorer_ = cast(PlusScorer, nets["scorer"]).eval()
+        codes = self._batched(
+            lambda x: torch.cat(self.scorer_.codes(x), 1),
+            data.X_val,
+            (self.latent_dim * self.n_members,),
+        )
+        self._check_rows_finite(data.X_val, codes, data.val_rows, data.val_name)
+
+    def _set_trained(self, nets: nn.ModuleDict) -> None:
+        self.scorer_ = cast(PlusScorer, nets["scorer"]).eval()
+
+    def _encode(self, X: np.ndarray) -> np.ndarray:
+        """All members' codes, (n, K, d)."""
+        k, d = self.n_members, self.latent_dim
+        flat = self._batched(lambda x: torch.cat(self.scorer_.codes(x), 1), X, (k * d,))
+        return flat.reshape(-1, k, d)
+
+    def _after_training(self, data: FitData) -> None:
+        """The Gaussians, the normalisations, the head and the fusion weight."""
+        sc = self.scorer_
+        normal = data.y == 0
+        codes = self._encode(data.X[normal])
+        self._check_rows_finite(data.X[normal], codes, data.train_rows[normal], "X (training data)")
+        self.gaussians_ = []
+        for k in range(self.n_members):
+            g = GaussianScorer.fit(codes[:, k])
+            if self.trim > 0 and codes.shape[0] >= 8:
+                dist = g.distance(codes[:, k])
+                keep = dist <= np.quantile(dist, 1.0 - self.trim)
+                if keep.sum() >= 2:
+                    g = GaussianScorer.fit(codes[keep, k])
+            self.gaussians_.append(g)
+        dev = self.device_
+        with torch.no_grad():
+            sc.mu.copy_(torch.from_numpy(np.stack([g.mu for g in self.gaussians_])))
+            sc.whiten.copy_(torch.from_numpy(np.stack([g.whiten for g in self.gaussians_])))
+            sc.weight.fill_(1.0)
+        # normalise each member's log(1 + distance) on the held-out normals
+        val_normal = data.X_val[data.y_val == 0]
+        dist_v = self._batched(
+            lambda x: sc.distances(sc.codes(x)), val_normal, (self.n_members,), dtype=np.float64
+        )
+        stats = [_robust_scale(np.log1p(dist_v[:, k])) for k in range(self.n_members)]
+        with torch.no_grad():
+            sc.u_center.copy_(torch.tensor([c for c, _ in stats], dtype=torch.float64, device=dev))
+            sc.u_scale.copy_(torch.tensor([s for _, s in stats], dtype=torch.float64, device=dev))
+        self.has_head_ = bool(self.head) and bool((data.y == 1).any()) and self.fusion_weight < 1
+        self.head_history_: list[float] = []
+        if self.has_head_:
+            self._train_head(data, val_normal)
+        elif sc.head is not None:
+            sc.head = None  # no labelled anomaly: the score is u(x)
+
+    def _train_head(self, data: FitData, val_normal: np.ndarray) -> None:
+        """The supervised head: labelled anomalies against the other training rows."""
+        sc = self.scorer_
+        assert sc.head is not None
+        dev = self.device_
+
+        def features(x: torch.Tensor) -> torch.Tensor:
+            codes = sc.codes(x)
+            return sc.raw_head_features(x, codes, sc.normalised(sc.distances(codes)))
+
+        feats = torch.from_numpy(self._batched(features, data.X, (sc.head_in,))).to(dev)
+        shift = feats.mean(0)
+        scale = feats.std(0)
+        scale = torch.where(scale > 1e-6, scale, torch.ones_like(scale))
+        with torch.no_grad():
+            sc.f_shift.copy_(shift)
+            sc.f_scale.copy_(scale)
+        f = (feats - shift) / scale
+        y = torch.from_numpy(data.y.astype(np.float32)).to(dev)
+        # the unlabelled rows the encoders place farthest out are likely hidden anomalies:
+        # the head_trim share of them is left out of the head's negatives
+        keep = np.ones(data.y.shape[0], dtype=np.float32)
+        unlabelled = np.flatnonzero(data.y == 0)
+        n_out = int(math.floor(self.head_trim * unlabelled.size))
+        if n_out:
+            u = self._batched(
+                lambda x: sc.normalised(sc.distances(sc.codes(x))).mean(1),
+                data.X[unlabelled],
+                dtype=np.float64,
+            )
+            keep[unlabelled[np.argsort(-u, kind="stable")[:n_out]]] = 0.0
+        n_pos = float(y.sum())
+        pos_weight = (float(keep[data.y == 0].sum())) / max(n_pos, 1.0)
+        keep_t = torch.from_numpy(keep).to(dev)
+        gen = torch.Generator().manual_seed(self.seed_ + 2)
+        init_parameters(sc.head, gen)
+        opt = torch.optim.Adam(sc.head.parameters(), lr=1e-3, weight_decay=HEAD_WEIGHT_DECAY)
+        w_pos = torch.tensor(pos_weight, device=dev)
+        sc.head.train()
+        with torch.enable_grad():
+            for _ in range(HEAD_EPOCHS):
+                perm = torch.randperm(y.numel(), generator=gen).to(dev)
+                total = 0.0
+                for s in range(0, y.numel(), HEAD_BATCH):
+                    idx = perm[s : s + HEAD_BATCH]
+                    logit = sc.head(f[idx]).squeeze(-1)
+                    w = torch.where(y[idx] > 0, w_pos, keep_t[idx])
+                    loss = (
+                        F.binary_cross_entropy_with_logits(logit, y[idx], reduction="none") * w
+                    ).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach()) * idx.numel()
+                self.head_history_.append(total / y.numel())
+        sc.head.eval()
+        for p in sc.head.parameters():
+            p.requires_grad_(False)
+
+        def head_logit(x: torch.Tensor) -> torch.Tensor:
+            codes = sc.codes(x)
+            return sc.head_logit(x, codes, sc.normalised(sc.distances(codes)))
+
+        h_val = self._batched(head_logit, val_normal, dtype=np.float64)
+        center, spread = _robust_scale(h_val)
+        with torch.no_grad():
+            sc.h_center.fill_(center)
+            sc.h_scale.fill_(spread)
+            sc.weight.fill_(float(self.fusion_weight))
+            sc.h_floor.fill_(0.0 if self.fusion == "one_sided" else -math.inf)
+        if not math.isfinite(center):
+            raise RuntimeError("the supervised head diverged (non-finite logits)")
+
+    # ------------------------------------------------------------------- scoring
+    def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        return self._batched(self.scorer_, X, dtype=np.float64)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Every member's latent code, side by side: shape (n, n_members * latent_dim)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self._encode(X).reshape(X.shape[0], -1)
+
+    # --------------------------------------------------------------- persistence
+    def _extra_state(self) -> dict[str, Any]:
+        return {"has_head_": self.has_head_, "head_history_": self.head_history_}
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return self._module_arrays("scorer", self.scorer_)
+
+    def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.has_head_ = bool(state["has_head_"])
+        self.head_history_ = [float(v) for v in state.get("head_history_", [])]
+        scorer = self._scorer(self.has_head_, torch.Generator().manual_seed(0))
+        self._load_module(scorer, "scorer", arrays)
+        self.scorer_ = scorer.eval()
+        self.gaussians_ = []
+        for k in range(self.n_members):
+            # Sigma^-1 = W W^T: Sigma is not saved, it follows from the whitening matrix
+            w = scorer.whiten[k].cpu().numpy()
+            cov = np.linalg.pinv(w @ w.T)
+            self.gaussians_.append(GaussianScorer(mu=scorer.mu[k].cpu().numpy(), cov=cov, whiten=w))
