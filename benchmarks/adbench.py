@@ -210,8 +210,8 @@ def fit_method(
 
         cls = anoean.AnoEAN if name == "anoean" else anoean.AnoEANPlus
         kw: dict[str, Any] = {"random_state": seed, "device": "cpu"}
-        if ":" in name:  # an ablation variant: anoeanplus:param=value,param=value
-            for item in name.split(":", 1)[1].split(","):
+        if ":" in name:  # an ablation variant: anoeanplus:param=value;param=value
+            for item in name.split(":", 1)[1].split(";"):
                 key, _, value = item.partition("=")
                 kw[key] = json.loads(value)
         if quick:
@@ -565,6 +565,43 @@ def summary_markdown(rows: list[dict[str, Any]], methods: list[str], title: str)
     return "\n".join(lines) + "\n"
 
 
+def ablation_markdown(rows: list[dict[str, Any]], methods: list[str]) -> str:
+    """Each AnoEANPlus variant against the default, on the datasets both ran on."""
+    s = summarise(rows, methods)
+    pm, base = s["per_method"], s["per_method"]["anoeanplus"]["mean_aucpr"]
+    lines = [
+        "Ablation: each variant differs from the default AnoEANPlus in the parameters named "
+        f"(same datasets, splits and seeds; {len(s['common'])} datasets).",
+        "",
+        "| variant | mean AUC-PR | difference | mean AUROC | avg rank among these |",
+        "|---|---|---|---|---|",
+    ]
+    for m in methods:
+        p = pm[m]
+        diff = "–" if base is None or p["mean_aucpr"] is None else _fmt(p["mean_aucpr"] - base)
+        name = "anoeanplus (default)" if m == "anoeanplus" else f"`{m.split(':', 1)[1]}`"
+        lines.append(
+            f"| {name} | {_fmt(p['mean_aucpr'])} | {diff} | {_fmt(p['mean_auroc'])} | "
+            f"{_fmt(p['avg_rank'], 1, 2)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Write ``text`` between the markers of section ``name`` in ``path`` (replacing what
+    was there, keeping everything else), or append the section."""
+    begin, end = f"<!-- adbench:{name}:begin -->", f"<!-- adbench:{name}:end -->"
+    block = f"{begin}\n{text}{end}\n"
+    old = path.read_text() if path.is_file() else ""
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        new = old + ("\n" if old and not old.endswith("\n\n") else "") + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)
+
+
 # ------------------------------------------------------------------------------ CLI
 def _seeds(text: str) -> list[int]:
     if "," in text or "-" in text[1:]:
@@ -632,8 +669,11 @@ def main(argv: list[str] | None = None) -> int:
             and r["dataset"] in datasets
         ]
         title = f"label fraction {args.label_fraction:g}, {args.split} split"
-        args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(summary_markdown(rows, methods, title))
+        text = summary_markdown(rows, methods, title)
+        variants = sorted({r["method"] for r in rows if r["method"].startswith("anoeanplus:")})
+        if variants:
+            text += "\n" + ablation_markdown(rows, ["anoeanplus", *variants])
+        write_section(args.summary, f"f{args.label_fraction:g}-{args.split}", text)
         print(f"summary written to {args.summary}")
     return 0
 

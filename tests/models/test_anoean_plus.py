@@ -40,9 +40,36 @@ def _data(seed: int = 0, n: int = 600, p: int = 8):
 
 @pytest.fixture(scope="module")
 def fitted():
+    """A model that weighs the distance at 0.75: the setting for data where kinds never
+    seen in training matter (the default "auto" leans on the head when the labelled kinds
+    are well separated; see test_auto_fusion_weight_*)."""
     torch.set_num_threads(1)
     X, y, y_rev, unseen = _data()
-    return AnoEANPlus(**{**FAST, "max_epochs": 10}).fit(X, y_rev), X, y, unseen
+    det = AnoEANPlus(**{**FAST, "max_epochs": 10}, fusion_weight=0.75).fit(X, y_rev)
+    return det, X, y, unseen
+
+
+def test_auto_fusion_weight_is_the_cross_fitted_best():
+    X, y, y_rev, _ = _data()
+    det = AnoEANPlus(**{**FAST, "max_epochs": 10}).fit(X, y_rev)
+    scores = det.fusion_scores_
+    assert set(scores) == {"0.25", "0.5", "0.75", "1"}
+    best = max(scores.values())
+    assert det.fusion_weight_ == max(float(w) for w, v in scores.items() if v == best)
+    assert float(det.scorer_.weight) == det.fusion_weight_
+    # the head separates the labelled kind: the distance alone ranks it worse
+    assert scores["1"] < best
+    # min_fusion_weight bounds the choice
+    bounded = AnoEANPlus(**{**FAST, "max_epochs": 10}, min_fusion_weight=0.75).fit(X, y_rev)
+    assert set(bounded.fusion_scores_) == {"0.75", "1"} and bounded.fusion_weight_ >= 0.75
+
+
+def test_few_labels_use_the_default_weight():
+    X, _, y_rev, _ = _data()
+    y_few = y_rev.copy()
+    y_few[np.flatnonzero(y_rev == 1)[5:]] = 0  # 5 labelled anomalies: too few to choose
+    det = AnoEANPlus(**FAST).fit(X, y_few)
+    assert det.fusion_weight_ == 0.5 and det.fusion_scores_ == {}
 
 
 def test_trimmed_normals_drops_the_farthest_share():

@@ -105,8 +105,9 @@ class PlusNumpyScorer:
         self.u_scale = np.asarray(buffers["u_scale"], f64)
         self.f_shift = np.asarray(buffers["f_shift"], np.float32)
         self.f_scale = np.asarray(buffers["f_scale"], np.float32)
-        self.h_center, self.h_scale, self.weight, self.h_floor = (
-            _scalar(buffers, name) for name in ("h_center", "h_scale", "weight", "h_floor")
+        self.h_center, self.h_scale, self.weight, self.h_floor, self.max_fusion = (
+            _scalar(buffers, name)
+            for name in ("h_center", "h_scale", "weight", "h_floor", "max_fusion")
         )
         if self.mu.shape != (k, d) or self.whiten.shape != (k, d, d):
             raise ValueError(
@@ -191,7 +192,10 @@ class PlusNumpyScorer:
         f = np.concatenate([t for name in self.head_inputs for t in pieces[name]], axis=1)
         with np.errstate(over="ignore", invalid="ignore"):
             h = self.head((f - self.f_shift) / self.f_scale)[:, 0].astype(np.float64)
-            h = np.maximum((h - self.h_center) / self.h_scale, self.h_floor)
+            h = (h - self.h_center) / self.h_scale
+            if self.max_fusion:
+                return np.maximum(score, h)
+            h = np.maximum(h, self.h_floor)
             return self.weight * score + (1.0 - self.weight) * h
 
     def explain_unscorable(self, x: np.ndarray) -> str:

@@ -208,11 +208,18 @@ def plus_graph(scorer: Any, *, metadata: dict[str, str] | None = None) -> Any:
                 "Sub", ["h64", const("hc", np.array([scorer.h_center], f64))], ["hcen"]
             ),
             helper.make_node("Div", ["hcen", const("hs", np.array([scorer.h_scale], f64))], ["hd"]),
-            helper.make_node("Max", ["hd", const("hf", np.array([scorer.h_floor], f64))], ["hn"]),
-            helper.make_node("Mul", ["umean", const("wu", np.array([w], f64))], ["su"]),
-            helper.make_node("Mul", ["hn", const("wh", np.array([1.0 - w], f64))], ["sh"]),
-            helper.make_node("Add", ["su", "sh"], ["fused"]),
         ]
+        if scorer.max_fusion:
+            nodes.append(helper.make_node("Max", ["umean", "hd"], ["fused"]))
+        else:
+            nodes += [
+                helper.make_node(
+                    "Max", ["hd", const("hf", np.array([scorer.h_floor], f64))], ["hn"]
+                ),
+                helper.make_node("Mul", ["umean", const("wu", np.array([w], f64))], ["su"]),
+                helper.make_node("Mul", ["hn", const("wh", np.array([1.0 - w], f64))], ["sh"]),
+                helper.make_node("Add", ["su", "sh"], ["fused"]),
+            ]
         out = "fused"
     nodes.append(helper.make_node("Identity", [out], [OUTPUT_NAME]))
     graph = helper.make_graph(

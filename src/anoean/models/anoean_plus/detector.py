@@ -62,10 +62,58 @@ from anoean.training.neural import FitData, NeuralDetector
 
 logger = logging.getLogger("anoean")
 
-#: epochs, mini-batch size and weight decay of the supervised head
+#: epochs (at least), steps (at least), mini-batch size and weight decay of the head: a
+#: small table (100 rows) still gets HEAD_MIN_STEPS Adam steps
 HEAD_EPOCHS = 30
+HEAD_MIN_STEPS = 1000
 HEAD_BATCH = 256
 HEAD_WEIGHT_DECAY = 1e-4
+#: the fusion weights ``fusion_weight="auto"`` chooses from, the fewest labelled anomalies
+#: it chooses with, and the weight used below that. The grid stops at 0.25: the criterion
+#: sees only the kinds of anomaly that are labelled, and would pick the head alone (0)
+#: wherever it separates them, losing the kinds never seen in training, which only the
+#: distance finds (tests/models/test_anoean_plus.py)
+FUSION_GRID = (0.25, 0.5, 0.75, 1.0)
+MIN_LABELLED_FOR_AUTO = 10
+DEFAULT_FUSION_WEIGHT = 0.5
+
+
+def _fit_head(
+    head: nn.Module, f: torch.Tensor, y: np.ndarray, keep: np.ndarray, gen: torch.Generator
+) -> list[float]:
+    """Train ``head`` (initialised) on standardised features ``f``: class-weighted
+    cross-entropy, labelled anomalies (y=1) against the kept unlabelled rows (``keep``: 1 or
+    0 per row), for at least :data:`HEAD_EPOCHS` epochs and :data:`HEAD_MIN_STEPS` steps.
+    Returns the mean loss per epoch."""
+    dev = f.device
+    yt = torch.from_numpy(y.astype(np.float32)).to(dev)
+    keep_t = torch.from_numpy(keep.astype(np.float32)).to(dev)
+    n = int(yt.numel())
+    n_pos = float(yt.sum())
+    w_pos = torch.tensor(float(keep[y == 0].sum()) / max(n_pos, 1.0), device=dev)
+    steps_per_epoch = math.ceil(n / HEAD_BATCH)
+    epochs = max(HEAD_EPOCHS, math.ceil(HEAD_MIN_STEPS / steps_per_epoch))
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3, weight_decay=HEAD_WEIGHT_DECAY)
+    history = []
+    head.train()
+    with torch.enable_grad():
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=gen).to(dev)
+            total = torch.zeros((), device=dev)
+            for s in range(0, n, HEAD_BATCH):
+                idx = perm[s : s + HEAD_BATCH]
+                logit = head(f[idx]).squeeze(-1)
+                w = torch.where(yt[idx] > 0, w_pos, keep_t[idx])
+                loss = (
+                    F.binary_cross_entropy_with_logits(logit, yt[idx], reduction="none") * w
+                ).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach() * idx.numel()
+            history.append(float(total) / n)
+    head.eval()
+    return history
 
 
 def _robust_scale(values: np.ndarray) -> tuple[float, float]:
@@ -92,17 +140,24 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     head_inputs : str, default="x"
         What the head reads, joined by "+": "x" (the scaled row), "codes" (every member's
         code), "distances" (every member's normalised distance); e.g. "x+codes+distances".
-    head_trim : float in [0, 0.5), default=0.0
+    head_trim : float in [0, 0.5), default=0.1
         Share of the unlabelled training rows with the largest u(x) left out of the head's
         negatives (they are likely hidden anomalies).
-    fusion : {"one_sided", "linear"}, default="one_sided"
+    min_fusion_weight : float in [0, 1], default=0.25
+        The smallest weight ``fusion_weight="auto"`` may choose. Raise it (0.5, 0.75) when
+        kinds of anomaly never seen in training matter more than the labelled kinds.
+    fusion : {"one_sided", "linear", "max"}, default="one_sided"
         How the head's normalised logit h enters the score. "one_sided": max(h, 0), so the
         head can raise a row's score (a kind of anomaly seen in training) but never lower it
         below a typical normal's: a kind never seen in training, on which the head's logit
         extrapolates to "very normal", keeps the ranking its distance gives it. "linear": h
-        as it is.
-    fusion_weight : float in [0, 1], default=0.5
+        as it is. "max": the score is max(u, h), both in units of the held-out normals'
+        spread, and ``fusion_weight`` is not used.
+    fusion_weight : float in [0, 1] or "auto", default="auto"
         Share of the normalised distance in the fused score (1: the head is not used).
+        "auto" chooses it inside ``fit`` by cross-fitting the head on the training rows, with
+        the one-standard-error rule in favour of the distance (:meth:`_fusion_weight`); with
+        fewer than 10 labelled anomalies it is 0.5.
     batch_size : int, default=200
         Normal rows per step (the paper's 200).
     lr : float, default=1e-3
@@ -130,6 +185,11 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         Whether the head was trained (labelled anomalies were given and ``head=True``).
     head_history_ : list of float
         The head's mean training loss per epoch.
+    fusion_weight_ : float
+        The fusion weight used (1.0 without a head).
+    fusion_scores_ : dict
+        With ``fusion_weight="auto"`` and enough labelled anomalies: the cross-fitted AUROC
+        of each candidate weight.
 
     Examples
     --------
@@ -151,14 +211,16 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         "trim": [Interval(Real, 0, 0.5, closed="left")],
         "head": ["boolean"],
         "head_inputs": [str],
-        "fusion_weight": [Interval(Real, 0, 1, closed="both")],
+        "fusion_weight": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
         "head_trim": [Interval(Real, 0, 0.5, closed="left")],
-        "fusion": [StrOptions({"one_sided", "linear"})],
+        "fusion": [StrOptions({"one_sided", "linear", "max"})],
+        "min_fusion_weight": [Interval(Real, 0, 1, closed="both")],
         "encoder": [StrOptions({"mlp"})],
         "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
     }
     _arch_param: ClassVar[str] = "encoder"
     scorer_: PlusScorer
+    fusion_scores_: dict[str, float]
 
     def __init__(
         self,
@@ -168,9 +230,10 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         trim: float = 0.05,
         head: bool = True,
         head_inputs: str = "x",
-        head_trim: float = 0.0,
+        head_trim: float = 0.1,
         fusion: str = "one_sided",
-        fusion_weight: float = 0.5,
+        min_fusion_weight: float = 0.25,
+        fusion_weight: float | str = "auto",
         encoder: str = "mlp",
         batch_size: int = 200,
         lr: float = 1e-3,
@@ -191,6 +254,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         self.head_inputs = head_inputs
         self.head_trim = head_trim
         self.fusion = fusion
+        self.min_fusion_weight = min_fusion_weight
         self.fusion_weight = fusion_weight
         self.encoder = encoder
         self.batch_size = batch_size
@@ -360,69 +424,47 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         with torch.no_grad():
             sc.u_center.copy_(torch.tensor([c for c, _ in stats], dtype=torch.float64, device=dev))
             sc.u_scale.copy_(torch.tensor([s for _, s in stats], dtype=torch.float64, device=dev))
-        self.has_head_ = bool(self.head) and bool((data.y == 1).any()) and self.fusion_weight < 1
+        self.has_head_ = bool(self.head) and bool((data.y == 1).any()) and self.fusion_weight != 1
         self.head_history_: list[float] = []
+        self.fusion_weight_ = 1.0
+        self.fusion_scores_ = {}
         if self.has_head_:
             self._train_head(data, val_normal)
         elif sc.head is not None:
             sc.head = None  # no labelled anomaly: the score is u(x)
 
     def _train_head(self, data: FitData, val_normal: np.ndarray) -> None:
-        """The supervised head: labelled anomalies against the other training rows."""
+        """The supervised head (labelled anomalies against the other training rows), its
+        normalisation on the held-out normals and the fusion weight."""
         sc = self.scorer_
         assert sc.head is not None
         dev = self.device_
 
-        def features(x: torch.Tensor) -> torch.Tensor:
+        def parts(x: torch.Tensor) -> torch.Tensor:
             codes = sc.codes(x)
-            return sc.raw_head_features(x, codes, sc.normalised(sc.distances(codes)))
+            u = sc.normalised(sc.distances(codes))
+            return torch.cat([sc.raw_head_features(x, codes, u), u.mean(1, keepdim=True)], 1)
 
-        feats = torch.from_numpy(self._batched(features, data.X, (sc.head_in,))).to(dev)
+        both = self._batched(parts, data.X, (sc.head_in + 1,))
+        feats, u_train = torch.from_numpy(both[:, :-1]).to(dev), both[:, -1].astype(np.float64)
         shift = feats.mean(0)
-        scale = feats.std(0)
+        scale = feats.std(0) if feats.shape[0] > 1 else torch.ones_like(shift)
         scale = torch.where(scale > 1e-6, scale, torch.ones_like(scale))
         with torch.no_grad():
             sc.f_shift.copy_(shift)
             sc.f_scale.copy_(scale)
         f = (feats - shift) / scale
-        y = torch.from_numpy(data.y.astype(np.float32)).to(dev)
         # the unlabelled rows the encoders place farthest out are likely hidden anomalies:
         # the head_trim share of them is left out of the head's negatives
         keep = np.ones(data.y.shape[0], dtype=np.float32)
         unlabelled = np.flatnonzero(data.y == 0)
         n_out = int(math.floor(self.head_trim * unlabelled.size))
         if n_out:
-            u = self._batched(
-                lambda x: sc.normalised(sc.distances(sc.codes(x))).mean(1),
-                data.X[unlabelled],
-                dtype=np.float64,
-            )
-            keep[unlabelled[np.argsort(-u, kind="stable")[:n_out]]] = 0.0
-        n_pos = float(y.sum())
-        pos_weight = (float(keep[data.y == 0].sum())) / max(n_pos, 1.0)
-        keep_t = torch.from_numpy(keep).to(dev)
+            keep[unlabelled[np.argsort(-u_train[unlabelled], kind="stable")[:n_out]]] = 0.0
         gen = torch.Generator().manual_seed(self.seed_ + 2)
+        weight = self._fusion_weight(sc.head, f, data.y, keep, u_train, gen)
         init_parameters(sc.head, gen)
-        opt = torch.optim.Adam(sc.head.parameters(), lr=1e-3, weight_decay=HEAD_WEIGHT_DECAY)
-        w_pos = torch.tensor(pos_weight, device=dev)
-        sc.head.train()
-        with torch.enable_grad():
-            for _ in range(HEAD_EPOCHS):
-                perm = torch.randperm(y.numel(), generator=gen).to(dev)
-                total = 0.0
-                for s in range(0, y.numel(), HEAD_BATCH):
-                    idx = perm[s : s + HEAD_BATCH]
-                    logit = sc.head(f[idx]).squeeze(-1)
-                    w = torch.where(y[idx] > 0, w_pos, keep_t[idx])
-                    loss = (
-                        F.binary_cross_entropy_with_logits(logit, y[idx], reduction="none") * w
-                    ).mean()
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * idx.numel()
-                self.head_history_.append(total / y.numel())
-        sc.head.eval()
+        self.head_history_ = _fit_head(sc.head, f, data.y, keep, gen)
         for p in sc.head.parameters():
             p.requires_grad_(False)
 
@@ -432,13 +474,72 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
 
         h_val = self._batched(head_logit, val_normal, dtype=np.float64)
         center, spread = _robust_scale(h_val)
+        if not math.isfinite(center):
+            raise RuntimeError("the supervised head diverged (non-finite logits)")
         with torch.no_grad():
             sc.h_center.fill_(center)
             sc.h_scale.fill_(spread)
-            sc.weight.fill_(float(self.fusion_weight))
-            sc.h_floor.fill_(0.0 if self.fusion == "one_sided" else -math.inf)
-        if not math.isfinite(center):
-            raise RuntimeError("the supervised head diverged (non-finite logits)")
+            sc.weight.fill_(weight)
+            sc.h_floor.fill_(self._h_floor())
+            sc.max_fusion.fill_(1.0 if self.fusion == "max" else 0.0)
+        self.fusion_weight_ = weight
+
+    def _h_floor(self) -> float:
+        """The floor of the normalised logit: 0 (the normals' median) for the one-sided
+        fusion, -inf for the linear one."""
+        return 0.0 if self.fusion == "one_sided" else -math.inf
+
+    def _fusion_weight(
+        self,
+        head: nn.Module,
+        f: torch.Tensor,
+        y: np.ndarray,
+        keep: np.ndarray,
+        u: np.ndarray,
+        gen: torch.Generator,
+    ) -> float:
+        """``fusion_weight``, or with "auto" the weight of :data:`FUSION_GRID` (from
+        ``min_fusion_weight`` up) whose fused score of out-of-fold head logits has the best
+        AUROC, labelled anomalies against the unlabelled rows (3 stratified folds of the
+        training rows; a tie goes to the larger weight).
+
+        The unlabelled rows hide anomalies, so this AUROC is not the true one; but when the
+        labelled anomalies are a random share of all of them, it is the true AUROC times a
+        constant plus a constant, so it ranks the candidate weights as the true AUROC would.
+        The criterion sees only the labelled kinds of anomaly: where the head separates
+        them well, it leans on the head, and kinds never seen in training, which only the
+        distance finds, then weigh less (docs/benchmarks/adbench.md measures the trade;
+        ``min_fusion_weight`` bounds it). With fewer than :data:`MIN_LABELLED_FOR_AUTO`
+        labelled anomalies the estimate is too noisy: :data:`DEFAULT_FUSION_WEIGHT` is used.
+        """
+        if self.fusion == "max":
+            self.fusion_scores_ = {}
+            return 1.0  # unused by the max fusion
+        if self.fusion_weight != "auto":
+            self.fusion_scores_ = {}
+            return float(self.fusion_weight)
+        pos = np.flatnonzero(y == 1)
+        self.fusion_scores_ = {}
+        if pos.size < MIN_LABELLED_FOR_AUTO:
+            return DEFAULT_FUSION_WEIGHT
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import StratifiedKFold
+
+        oof = np.empty(y.shape[0], dtype=np.float64)
+        folds = StratifiedKFold(3, shuffle=True, random_state=self.seed_ % (2**31 - 1))
+        for tr, te in folds.split(np.zeros(y.shape[0]), y):
+            init_parameters(head, gen)
+            _fit_head(head, f[tr], y[tr], keep[tr], gen)
+            with torch.no_grad():
+                oof[te] = head(f[te]).squeeze(-1).double().cpu().numpy()
+        unl = y == 0
+        center, spread = _robust_scale(oof[unl])
+        h = np.maximum((oof - center) / spread, self._h_floor())
+        grid = [w for w in FUSION_GRID if w >= self.min_fusion_weight]
+        for w in grid:
+            self.fusion_scores_[f"{w:g}"] = float(roc_auc_score(y, w * u + (1 - w) * h))
+        # ties go to the larger weight on the distance (the part that finds unseen kinds)
+        return float(max(grid, key=lambda w: (self.fusion_scores_[f"{w:g}"], w)))
 
     # ------------------------------------------------------------------- scoring
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
@@ -454,7 +555,12 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
 
     # --------------------------------------------------------------- persistence
     def _extra_state(self) -> dict[str, Any]:
-        return {"has_head_": self.has_head_, "head_history_": self.head_history_}
+        return {
+            "has_head_": self.has_head_,
+            "head_history_": self.head_history_,
+            "fusion_weight_": self.fusion_weight_,
+            "fusion_scores_": self.fusion_scores_,
+        }
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         return self._module_arrays("scorer", self.scorer_)
@@ -462,6 +568,8 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.has_head_ = bool(state["has_head_"])
         self.head_history_ = [float(v) for v in state.get("head_history_", [])]
+        self.fusion_weight_ = float(state.get("fusion_weight_", 1.0))
+        self.fusion_scores_ = {str(k): float(v) for k, v in state.get("fusion_scores_", {}).items()}
         scorer = self._scorer(self.has_head_, torch.Generator().manual_seed(0))
         self._load_module(scorer, "scorer", arrays)
         self.scorer_ = scorer.eval()

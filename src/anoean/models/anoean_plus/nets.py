@@ -41,7 +41,9 @@ class PlusScorer(nn.Module):
     ``f_shift``, ``f_scale`` (F,), the standardisation of the head's input; ``h_center``,
     ``h_scale``, the normalisation of its logit; ``h_floor``, the floor of the normalised logit
     (0 for the one-sided fusion, -inf for the linear one); ``weight``, the share of the
-    distance in the fused score (1: the head is not used).
+    distance in the fused score (1: the head is not used); ``max_fusion``, 1 when the score is
+    the larger of the mean normalised distance and the normalised logit (then ``weight`` and
+    ``h_floor`` are unused).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class PlusScorer(nn.Module):
         self.register_buffer("h_scale", torch.ones((), dtype=f64))
         self.register_buffer("weight", torch.ones((), dtype=f64))
         self.register_buffer("h_floor", torch.zeros((), dtype=f64))
+        self.register_buffer("max_fusion", torch.zeros((), dtype=f64))
 
     head: MLP | None
     head_in: int
@@ -89,12 +92,13 @@ class PlusScorer(nn.Module):
     h_scale: torch.Tensor
     weight: torch.Tensor
     h_floor: torch.Tensor
+    max_fusion: torch.Tensor
 
     @torch.no_grad()
     def reset_fitted(self) -> PlusScorer:
         """Give the fitted buffers their neutral values (:func:`anoean.nn.blocks.build`
         materialises buffers uninitialised): no Gaussian, no normalisation, no head."""
-        for name in ("mu", "whiten", "u_center", "f_shift", "h_center", "h_floor"):
+        for name in ("mu", "whiten", "u_center", "f_shift", "h_center", "h_floor", "max_fusion"):
             getattr(self, name).zero_()
         for name in ("u_scale", "f_scale", "h_scale", "weight"):
             getattr(self, name).fill_(1.0)
@@ -138,6 +142,8 @@ class PlusScorer(nn.Module):
         if self.head is None:
             return score
         h = (self.head_logit(x, codes, u).to(torch.float64) - self.h_center) / self.h_scale
+        if bool(self.max_fusion):
+            return torch.maximum(score, h)
         h = torch.maximum(h, self.h_floor)
         return self.weight * score + (1.0 - self.weight) * h
 
@@ -165,6 +171,7 @@ class PlusScorer(nn.Module):
                     "h_scale",
                     "weight",
                     "h_floor",
+                    "max_fusion",
                 )
             },
         }
