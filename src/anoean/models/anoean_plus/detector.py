@@ -15,9 +15,12 @@ it has never seen (``benchmarks/adbench.py``, docs/benchmarks/adbench.md) showed
    the first fit.
 3. **The Gaussian of the training normals**, many more codes than the validation normals
    (the opt-in ``gaussian_fit="train"`` of AnoEAN, which gained on MNIST n-vs-m).
-4. **An ensemble of encoders** (``n_members``), against AnoEAN's variance over seeds; each
-   member's log(1 + distance) is normalised by its median and interquartile range on the
-   held-out normals, and the members' normalised distances are averaged: u(x).
+4. **The normalised distance** u(x): the log(1 + distance) normalised by its median and
+   interquartile range on the held-out normals, so that it and the head's logit are in the
+   same units. ``n_members > 1`` makes an ensemble of encoders (each with its own
+   discriminator, initialisation and Gaussian) whose normalised distances are averaged; on
+   the development split three members gained 0.3 points of AUC-PR over one, within the
+   noise, for three times the scoring cost, so the default is one.
 5. **Score fusion.** With labelled anomalies, a supervised head (an MLP, 64-32-1) is trained
    on the scaled input, the codes and the normalised distances, labelled anomalies against
    the other training rows (class-weighted cross-entropy). The score is
@@ -129,7 +132,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     ----------
     latent_dim : int, default=16
         Size d of each member's decision space (AnoEAN's default).
-    n_members : int, default=3
+    n_members : int, default=1
         Encoders in the ensemble, each with its own discriminator, initialisation and
         Gaussian.
     trim : float in [0, 0.5), default=0.05
@@ -226,7 +229,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         self,
         *,
         latent_dim: int = 16,
-        n_members: int = 3,
+        n_members: int = 1,
         trim: float = 0.05,
         head: bool = True,
         head_inputs: str = "x",
