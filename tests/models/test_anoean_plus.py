@@ -53,15 +53,18 @@ def test_auto_fusion_weight_is_the_cross_fitted_best():
     X, y, y_rev, _ = _data()
     det = AnoEANPlus(**{**FAST, "max_epochs": 10}).fit(X, y_rev)
     scores = det.fusion_scores_
-    assert set(scores) == {"0.25", "0.5", "0.75", "1"}
+    keys = {f"head_trim={t},w={w}" for t in ("0", "0.1") for w in ("0.25", "0.5", "0.75", "1")}
+    assert set(scores) == keys
     best = max(scores.values())
-    assert det.fusion_weight_ == max(float(w) for w, v in scores.items() if v == best)
+    chosen = f"head_trim={det.head_trim_:g},w={det.fusion_weight_:g}"
+    assert scores[chosen] == best
     assert float(det.scorer_.weight) == det.fusion_weight_
     # the head separates the labelled kind: the distance alone ranks it worse
-    assert scores["1"] < best
+    assert scores[f"head_trim={det.head_trim_:g},w=1"] < best
     # min_fusion_weight bounds the choice
     bounded = AnoEANPlus(**{**FAST, "max_epochs": 10}, min_fusion_weight=0.75).fit(X, y_rev)
-    assert set(bounded.fusion_scores_) == {"0.75", "1"} and bounded.fusion_weight_ >= 0.75
+    assert {k.split(",")[1] for k in bounded.fusion_scores_} == {"w=0.75", "w=1"}
+    assert bounded.fusion_weight_ >= 0.75
 
 
 def test_few_labels_use_the_default_weight():

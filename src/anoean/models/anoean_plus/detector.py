@@ -145,7 +145,8 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         code), "distances" (every member's normalised distance); e.g. "x+codes+distances".
     head_trim : float in [0, 0.5), default=0.1
         Share of the unlabelled training rows with the largest u(x) left out of the head's
-        negatives (they are likely hidden anomalies).
+        negatives (they are likely hidden anomalies). With ``fusion_weight="auto"`` and
+        enough labelled anomalies, ``fit`` chooses between this and 0 (clean unlabelled rows).
     min_fusion_weight : float in [0, 1], default=0.25
         The smallest weight ``fusion_weight="auto"`` may choose. Raise it (0.5, 0.75) when
         kinds of anomaly never seen in training matter more than the labelled kinds.
@@ -192,7 +193,9 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         The fusion weight used (1.0 without a head).
     fusion_scores_ : dict
         With ``fusion_weight="auto"`` and enough labelled anomalies: the cross-fitted AUROC
-        of each candidate weight.
+        of each candidate ("head_trim=T,w=W").
+    head_trim_ : float
+        The head trim used.
 
     Examples
     --------
@@ -431,6 +434,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         self.head_history_: list[float] = []
         self.fusion_weight_ = 1.0
         self.fusion_scores_ = {}
+        self.head_trim_ = 0.0
         if self.has_head_:
             self._train_head(data, val_normal)
         elif sc.head is not None:
@@ -459,15 +463,18 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         f = (feats - shift) / scale
         # the unlabelled rows the encoders place farthest out are likely hidden anomalies:
         # the head_trim share of them is left out of the head's negatives
-        keep = np.ones(data.y.shape[0], dtype=np.float32)
         unlabelled = np.flatnonzero(data.y == 0)
-        n_out = int(math.floor(self.head_trim * unlabelled.size))
-        if n_out:
-            keep[unlabelled[np.argsort(-u_train[unlabelled], kind="stable")[:n_out]]] = 0.0
+        order = unlabelled[np.argsort(-u_train[unlabelled], kind="stable")]
+        keeps = {}
+        for t in sorted({0.0, float(self.head_trim)}):
+            keep = np.ones(data.y.shape[0], dtype=np.float32)
+            keep[order[: int(math.floor(t * unlabelled.size))]] = 0.0
+            keeps[t] = keep
         gen = torch.Generator().manual_seed(self.seed_ + 2)
-        weight = self._fusion_weight(sc.head, f, data.y, keep, u_train, gen)
+        weight, trim = self._fusion_weight(sc.head, f, data.y, keeps, u_train, gen)
+        self.head_trim_ = trim
         init_parameters(sc.head, gen)
-        self.head_history_ = _fit_head(sc.head, f, data.y, keep, gen)
+        self.head_history_ = _fit_head(sc.head, f, data.y, keeps[trim], gen)
         for p in sc.head.parameters():
             p.requires_grad_(False)
 
@@ -497,52 +504,62 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         head: nn.Module,
         f: torch.Tensor,
         y: np.ndarray,
-        keep: np.ndarray,
+        keeps: dict[float, np.ndarray],
         u: np.ndarray,
         gen: torch.Generator,
-    ) -> float:
-        """``fusion_weight``, or with "auto" the weight of :data:`FUSION_GRID` (from
-        ``min_fusion_weight`` up) whose fused score of out-of-fold head logits has the best
-        AUROC, labelled anomalies against the unlabelled rows (3 stratified folds of the
-        training rows; a tie goes to the larger weight).
+    ) -> tuple[float, float]:
+        """The fusion weight and the head's trim: ``fusion_weight`` and ``head_trim``, or,
+        with "auto", the pair (w from :data:`FUSION_GRID` at or above ``min_fusion_weight``,
+        head trim 0 or ``head_trim``) whose fused score of out-of-fold head logits has the
+        best AUROC, labelled anomalies against the unlabelled rows (3 stratified folds of the
+        training rows; a tie goes to the larger weight, then to the smaller trim).
 
         The unlabelled rows hide anomalies, so this AUROC is not the true one; but when the
-        labelled anomalies are a random share of all of them, it is the true AUROC times a
-        constant plus a constant, so it ranks the candidate weights as the true AUROC would.
-        The criterion sees only the labelled kinds of anomaly: where the head separates
-        them well, it leans on the head, and kinds never seen in training, which only the
-        distance finds, then weigh less (docs/benchmarks/adbench.md measures the trade;
-        ``min_fusion_weight`` bounds it). With fewer than :data:`MIN_LABELLED_FOR_AUTO`
-        labelled anomalies the estimate is too noisy: :data:`DEFAULT_FUSION_WEIGHT` is used.
+        labelled anomalies are a random share of all of them, an out-of-fold score ranks the
+        hidden ones as it ranks the labelled ones, and the AUROC is the true one times a
+        constant plus a constant: it ranks the candidates as the true AUROC would. So the
+        data say whether the unlabelled rows hide anomalies (the trim then pays) or are clean
+        (as in the paper's protocol, where leaving normals out of the negatives costs).
+        The criterion sees only the labelled kinds of anomaly: where the head separates them
+        well, it leans on the head, and kinds never seen in training, which only the distance
+        finds, then weigh less (``min_fusion_weight`` bounds this). With fewer than
+        :data:`MIN_LABELLED_FOR_AUTO` labelled anomalies the estimate is too noisy:
+        :data:`DEFAULT_FUSION_WEIGHT` and ``head_trim`` are used.
         """
-        if self.fusion == "max":
-            self.fusion_scores_ = {}
-            return 1.0  # unused by the max fusion
-        if self.fusion_weight != "auto":
-            self.fusion_scores_ = {}
-            return float(self.fusion_weight)
-        pos = np.flatnonzero(y == 1)
         self.fusion_scores_ = {}
-        if pos.size < MIN_LABELLED_FOR_AUTO:
-            return DEFAULT_FUSION_WEIGHT
+        trim = float(self.head_trim)
+        if self.fusion == "max":
+            return 1.0, trim  # the weight is unused by the max fusion
+        if self.fusion_weight != "auto":
+            return float(self.fusion_weight), trim
+        if int((y == 1).sum()) < MIN_LABELLED_FOR_AUTO:
+            return DEFAULT_FUSION_WEIGHT, trim
         from sklearn.metrics import roc_auc_score
         from sklearn.model_selection import StratifiedKFold
 
-        oof = np.empty(y.shape[0], dtype=np.float64)
-        folds = StratifiedKFold(3, shuffle=True, random_state=self.seed_ % (2**31 - 1))
-        for tr, te in folds.split(np.zeros(y.shape[0]), y):
-            init_parameters(head, gen)
-            _fit_head(head, f[tr], y[tr], keep[tr], gen)
-            with torch.no_grad():
-                oof[te] = head(f[te]).squeeze(-1).double().cpu().numpy()
-        unl = y == 0
-        center, spread = _robust_scale(oof[unl])
-        h = np.maximum((oof - center) / spread, self._h_floor())
+        folds = list(
+            StratifiedKFold(3, shuffle=True, random_state=self.seed_ % (2**31 - 1)).split(
+                np.zeros(y.shape[0]), y
+            )
+        )
         grid = [w for w in FUSION_GRID if w >= self.min_fusion_weight]
-        for w in grid:
-            self.fusion_scores_[f"{w:g}"] = float(roc_auc_score(y, w * u + (1 - w) * h))
-        # ties go to the larger weight on the distance (the part that finds unseen kinds)
-        return float(max(grid, key=lambda w: (self.fusion_scores_[f"{w:g}"], w)))
+        candidates = []
+        unl = y == 0
+        for t, keep in keeps.items():
+            oof = np.empty(y.shape[0], dtype=np.float64)
+            for tr, te in folds:
+                init_parameters(head, gen)
+                _fit_head(head, f[tr], y[tr], keep[tr], gen)
+                with torch.no_grad():
+                    oof[te] = head(f[te]).squeeze(-1).double().cpu().numpy()
+            center, spread = _robust_scale(oof[unl])
+            h = np.maximum((oof - center) / spread, self._h_floor())
+            for w in grid:
+                auc = float(roc_auc_score(y, w * u + (1 - w) * h))
+                self.fusion_scores_[f"head_trim={t:g},w={w:g}"] = auc
+                candidates.append((auc, w, -t))
+        _, w, neg_t = max(candidates)
+        return float(w), float(-neg_t)
 
     # ------------------------------------------------------------------- scoring
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
@@ -563,6 +580,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             "head_history_": self.head_history_,
             "fusion_weight_": self.fusion_weight_,
             "fusion_scores_": self.fusion_scores_,
+            "head_trim_": self.head_trim_,
         }
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
@@ -572,6 +590,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         self.has_head_ = bool(state["has_head_"])
         self.head_history_ = [float(v) for v in state.get("head_history_", [])]
         self.fusion_weight_ = float(state.get("fusion_weight_", 1.0))
+        self.head_trim_ = float(state.get("head_trim_", 0.0))
         self.fusion_scores_ = {str(k): float(v) for k, v in state.get("fusion_scores_", {}).items()}
         scorer = self._scorer(self.has_head_, torch.Generator().manual_seed(0))
         self._load_module(scorer, "scorer", arrays)
