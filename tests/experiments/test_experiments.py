@@ -416,3 +416,20 @@ def test_cli_quick_reproduction_end_to_end(tmp_path):
     before = (out / RUNS_FILE).read_text()
     assert "0 run(s) done (0 failed) of 12 planned" in cli(*tab)
     assert (out / RUNS_FILE).read_text() == before
+
+
+def test_anoeanplus_is_beyond_the_paper_and_tables_only():
+    from anoean.experiments.methods import ALL_METHODS, METHODS, method_spec
+    from anoean.experiments.runner import plan_runs
+
+    assert "anoeanplus" in ALL_METHODS and "anoeanplus" not in METHODS  # not run by default
+    spec = method_spec("anoeanplus", images=False, quick=False)
+    # its own defaults: no epoch budget or early stopping imposed, no grid
+    assert spec.fixed == {"encoder": "mlp", "device": "cpu"} and spec.grid == {}
+    assert method_spec("anoeanplus", images=False, quick=True).fixed["max_epochs"] == 10
+    with pytest.raises(ValueError, match="tables only"):
+        method_spec("anoeanplus", images=True, quick=False)
+    with pytest.raises(ValueError, match="tables only"):
+        plan_runs(["nsl-kdd", "mnist-1vall"], ["anoean", "anoeanplus"], [0], quick=True)
+    runs = plan_runs(["nsl-kdd"], ["anoeanplus"], [0], quick=True)
+    assert [r.method for r in runs] == ["anoeanplus"]
