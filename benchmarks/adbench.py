@@ -630,6 +630,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "adbench.csv")
     ap.add_argument("--summary", type=Path, default=None, help="write the Markdown summary")
     ap.add_argument("--summary-only", action="store_true", help="summarise --out, run nothing")
+    ap.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        help="another CSV of runs to include in the summary (repeatable)",
+    )
     args = ap.parse_args(argv)
     if not 0 <= args.label_fraction <= 1:
         ap.error(f"--label-fraction must be in [0, 1]; got {args.label_fraction}")
@@ -662,7 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary is not None:
         rows = [
             r
-            for r in read_rows(args.out)
+            for path in (args.out, *args.also)
+            for r in read_rows(path)
             if float(r["label_fraction"]) == args.label_fraction
             and r["split"] == args.split
             and int(r["quick"]) == int(args.quick)

@@ -124,6 +124,17 @@ class PlusNumpyScorer:
         self.feature_names = feature_names
         self.n_features_in_ = p
         self.latent_dim = d
+        # the head's input standardisation folded into its first layer, for scoring:
+        # ((f - shift) / scale) @ W + b = f @ (W / scale) + (b - (shift / scale) @ W)
+        self._head = None
+        if head is not None:
+            w0 = np.asarray(head.wt[0] / self.f_scale[:, None])
+            b0 = np.asarray(head.b[0] - (self.f_shift / self.f_scale) @ head.wt[0])
+            layers = [
+                (w0.T, b0),
+                *((wt.T, b) for wt, b in zip(head.wt[1:], head.b[1:], strict=True)),
+            ]
+            self._head = _Mlp(layers, head.slope)
 
     @classmethod
     def from_arrays(
@@ -188,10 +199,12 @@ class PlusNumpyScorer:
         score = u.mean(axis=1)
         if self.head is None:
             return score
+        assert self._head is not None
         pieces = {"x": [xs], "codes": codes, "distances": [u.astype(np.float32)]}
-        f = np.concatenate([t for name in self.head_inputs for t in pieces[name]], axis=1)
+        parts = [t for name in self.head_inputs for t in pieces[name]]
+        f = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         with np.errstate(over="ignore", invalid="ignore"):
-            h = self.head((f - self.f_shift) / self.f_scale)[:, 0].astype(np.float64)
+            h = self._head(f)[:, 0].astype(np.float64)
             h = (h - self.h_center) / self.h_scale
             if self.max_fusion:
                 return np.maximum(score, h)
