@@ -130,10 +130,8 @@ class PlusNumpyScorer:
         if head is not None:
             w0 = np.asarray(head.wt[0] / self.f_scale[:, None])
             b0 = np.asarray(head.b[0] - (self.f_shift / self.f_scale) @ head.wt[0])
-            layers = [
-                (w0.T, b0),
-                *((wt.T, b) for wt, b in zip(head.wt[1:], head.b[1:], strict=True)),
-            ]
+            layers: list[tuple[np.ndarray, np.ndarray]] = [(w0.T, b0)]
+            layers += [(wt.T, b) for wt, b in zip(head.wt[1:], head.b[1:], strict=True)]
             self._head = _Mlp(layers, head.slope)
 
     @classmethod
