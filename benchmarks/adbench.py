@@ -630,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "adbench.csv")
     ap.add_argument("--summary", type=Path, default=None, help="write the Markdown summary")
     ap.add_argument("--summary-only", action="store_true", help="summarise --out, run nothing")
+    ap.add_argument("--section", default=None, help="name of the summary's section")
     ap.add_argument(
         "--also",
         type=Path,
@@ -652,12 +653,13 @@ def main(argv: list[str] | None = None) -> int:
     # numpy/BLAS threads of the worker processes (read when they import numpy)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads))
+    seeds = _seeds(args.seeds)
     if not args.summary_only:
         run_benchmark(
             data_dir=args.data_dir,
             datasets=datasets,
             methods=methods,
-            seeds=_seeds(args.seeds),
+            seeds=seeds,
             label_fraction=args.label_fraction,
             split=args.split,
             out=args.out,
@@ -675,13 +677,15 @@ def main(argv: list[str] | None = None) -> int:
             and r["split"] == args.split
             and int(r["quick"]) == int(args.quick)
             and r["dataset"] in datasets
+            and int(r["seed"]) in seeds
         ]
-        title = f"label fraction {args.label_fraction:g}, {args.split} split"
+        title = f"label fraction {args.label_fraction:g}, {args.split} split, seeds {seeds}"
         text = summary_markdown(rows, methods, title)
         variants = sorted({r["method"] for r in rows if r["method"].startswith("anoeanplus:")})
         if variants:
             text += "\n" + ablation_markdown(rows, ["anoeanplus", *variants])
-        write_section(args.summary, f"f{args.label_fraction:g}-{args.split}", text)
+        section = args.section or f"f{args.label_fraction:g}-{args.split}"
+        write_section(args.summary, section, text)
         print(f"summary written to {args.summary}")
     return 0
 
