@@ -138,3 +138,23 @@ def explain_overflow(x: np.ndarray, shift: Any = None, scale: Any = None, names:
         f"{_column(j, names)} holds {flat[j]:.6g}{scaled}, too large for the model's float32 "
         "arithmetic: its score is not finite"
     )
+
+
+def check_scoring_rows(X: Any, n_features: int, names: list[str] | None = None) -> np.ndarray:
+    """Rows for the torch-free scorers, as float32 (n, p): one row may be given as a 1-D
+    array; the feature count must match; a float64 value beyond float32 is named as such
+    (never called inf); a non-finite value is refused, naming its row and column (by
+    ``names`` when given)."""
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise ValueError(f"expected rows of {n_features} features; got shape {X.shape}")
+    if X.dtype.kind == "f" and X.dtype.itemsize > 4:
+        _check_float32_range(X, "X", names=names)
+    X = np.asarray(X, dtype=np.float32)
+    if not np.isfinite(X).all():
+        i, j = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
+        name = names[j] if names else f"column {j}"
+        raise ValueError(f"X has a non-finite value {float(X[i, j])} at row {i}, {name}")
+    return X

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from anoean.core.modelfile import ModelFileError
-from anoean.core.validation import FLOAT32_MAX, _check_float32_range, explain_overflow
+from anoean.core.validation import FLOAT32_MAX, check_scoring_rows, explain_overflow
 
 
 class _Mlp:
@@ -162,21 +162,7 @@ class PlusNumpyScorer:
 
     # ------------------------------------------------------------------ scoring
     def _check(self, X: Any) -> np.ndarray:
-        X = np.asarray(X)
-        if X.ndim == 1:
-            X = X[None, :]
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"expected rows of {self.n_features_in_} features; got shape {X.shape}"
-            )
-        if X.dtype.kind == "f" and X.dtype.itemsize > 4:
-            _check_float32_range(X, "X", names=self.feature_names)
-        X = np.asarray(X, dtype=np.float32)
-        if not np.isfinite(X).all():
-            i, j = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
-            name = self.feature_names[j] if self.feature_names else f"column {j}"
-            raise ValueError(f"X has a non-finite value {float(X[i, j])} at row {i}, {name}")
-        return X
+        return check_scoring_rows(X, self.n_features_in_, self.feature_names)
 
     def parts(self, X: Any) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """The scaled rows, each member's code and the normalised distances (n, K)."""

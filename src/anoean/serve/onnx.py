@@ -56,7 +56,7 @@ def _require_onnx() -> Any:
 
 def mlp_graph(scorer: NumpyScorer, *, metadata: dict[str, str] | None = None) -> Any:
     """The ONNX ``ModelProto`` computing ``scorer.score`` (MLP encoder)."""
-    onnx = _require_onnx()
+    _require_onnx()
     from onnx import TensorProto, helper, numpy_helper
 
     inits: list[Any] = []
@@ -91,14 +91,21 @@ def mlp_graph(scorer: NumpyScorer, *, metadata: dict[str, str] | None = None) ->
         ),
         helper.make_node("Sqrt", ["d2"], [OUTPUT_NAME]),
     ]
+    return _model(nodes, "anoean_score", scorer.n_features_in_, inits, metadata)
+
+
+def _model(
+    nodes: list[Any], name: str, n_features: int, inits: list[Any], metadata: dict[str, str] | None
+) -> Any:
+    """The checked ``ModelProto`` of a table graph: input ``x`` float32 [n, p], output
+    ``anomaly_score`` float64 [n], opset :data:`OPSET`, the metadata as properties."""
+    onnx = _require_onnx()
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
         nodes,
-        "anoean_score",
-        [
-            helper.make_tensor_value_info(
-                INPUT_NAME, TensorProto.FLOAT, ["n", scorer.n_features_in_]
-            )
-        ],
+        name,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["n", n_features])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.DOUBLE, ["n"])],
         initializer=inits,
     )
@@ -145,7 +152,7 @@ def plus_graph(scorer: Any, *, metadata: dict[str, str] | None = None) -> Any:
     (:class:`~anoean.serve.numpy_plus.PlusNumpyScorer`): the input scaling, each member's MLP
     and distance (float64), log(1 + distance) normalised, their mean, the head and the
     fusion."""
-    onnx = _require_onnx()
+    _require_onnx()
     from onnx import TensorProto, helper, numpy_helper
 
     inits: list[Any] = []
@@ -222,26 +229,7 @@ def plus_graph(scorer: Any, *, metadata: dict[str, str] | None = None) -> Any:
             ]
         out = "fused"
     nodes.append(helper.make_node("Identity", [out], [OUTPUT_NAME]))
-    graph = helper.make_graph(
-        nodes,
-        "anoean_plus_score",
-        [
-            helper.make_tensor_value_info(
-                INPUT_NAME, TensorProto.FLOAT, ["n", scorer.n_features_in_]
-            )
-        ],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.DOUBLE, ["n"])],
-        initializer=inits,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="anoean",
-        ir_version=IR_VERSION,
-    )
-    helper.set_model_props(model, metadata or {})
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return _model(nodes, "anoean_plus_score", scorer.n_features_in_, inits, metadata)
 
 
 def table_graph(scorer: Any, *, metadata: dict[str, str] | None = None) -> Any:
