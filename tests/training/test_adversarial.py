@@ -249,8 +249,9 @@ def test_v0_1_0_conv_model_is_refused_by_numpy() -> None:
 def test_registry_decides_what_exports() -> None:
     from anoean.serve.numpy_scorer import exportable_classes, exportable_entry
 
-    assert exportable_classes() == "AnoEAN"
+    assert exportable_classes() == "AnoEAN, AnoEANPlus"
     assert exportable_entry({"class": "AnoEAN"}) is not None
+    assert exportable_entry({"class": "AnoEANPlus"}) is not None
     assert exportable_entry({"class": "EGBAD"}) is None
     assert exportable_entry({"class": "Nope"}) is None
 
