@@ -4,12 +4,13 @@ All three compute the same function; they agree to float32 round-off (``tests/te
 checks 1e-5 relative tolerance). What differs is speed and what must be installed:
 
 * ``"torch"``: the detector itself (:func:`anoean.load`); works for every method.
-* ``"numpy"``: :class:`~anoean.export.NumpyScorer`; AnoEAN with the MLP encoder; no torch.
+* ``"numpy"``: :class:`~anoean.export.NumpyScorer` (AnoEAN with the MLP encoder) or
+  :class:`~anoean.serve.numpy_plus.PlusNumpyScorer` (AnoEANPlus); no torch.
 * ``"onnx"``: the graph of :func:`~anoean.export.export_onnx` run by ONNX Runtime, built in
-  memory; AnoEAN only; needs the ``onnx`` extra. On 2 CPU cores it is the fastest of the
-  three for large batches (see ``docs/benchmarks/score.md``).
-* ``"auto"``: ``"onnx"`` for an AnoEAN MLP model when onnx and onnxruntime are installed,
-  else ``"numpy"`` for such a model, else ``"torch"``.
+  memory; AnoEAN and AnoEANPlus; needs the ``onnx`` extra. On 2 CPU cores it is the fastest
+  of the three for large batches (see ``docs/benchmarks/score.md``).
+* ``"auto"``: ``"onnx"`` for such a table model when onnx and onnxruntime are installed,
+  else ``"numpy"`` for it, else ``"torch"``.
 
 Neither the numpy nor the ONNX engine imports torch, so a scoring process starts fast.
 """
