@@ -385,11 +385,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
 
     def _name_unscorable_validation_row(self, nets: nn.ModuleDict, data: FitData) -> None:
         self.scorer_ = cast(PlusScorer, nets["scorer"]).eval()
-        codes = self._batched(
-            lambda x: torch.cat(self.scorer_.codes(x), 1),
-            data.X_val,
-            (self.latent_dim * self.n_members,),
-        )
+        codes = self._encode(data.X_val)
         self._check_rows_finite(data.X_val, codes, data.val_rows, data.val_name)
 
     def _set_trained(self, nets: nn.ModuleDict) -> None:
@@ -448,9 +444,8 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         dev = self.device_
 
         def parts(x: torch.Tensor) -> torch.Tensor:
-            codes = sc.codes(x)
-            u = sc.normalised(sc.distances(codes))
-            return torch.cat([sc.raw_head_features(x, codes, u), u.mean(1, keepdim=True)], 1)
+            xs, codes, u = sc.parts(x)
+            return torch.cat([sc.raw_head_features(xs, codes, u), u.mean(1, keepdim=True)], 1)
 
         both = self._batched(parts, data.X, (sc.head_in + 1,))
         feats, u_train = torch.from_numpy(both[:, :-1]).to(dev), both[:, -1].astype(np.float64)
@@ -478,11 +473,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         for p in sc.head.parameters():
             p.requires_grad_(False)
 
-        def head_logit(x: torch.Tensor) -> torch.Tensor:
-            codes = sc.codes(x)
-            return sc.head_logit(x, codes, sc.normalised(sc.distances(codes)))
-
-        h_val = self._batched(head_logit, val_normal, dtype=np.float64)
+        h_val = self._batched(lambda x: sc.head_logit(*sc.parts(x)), val_normal, dtype=np.float64)
         center, spread = _robust_scale(h_val)
         if not math.isfinite(center):
             raise RuntimeError("the supervised head diverged (non-finite logits)")

@@ -119,29 +119,32 @@ class PlusScorer(nn.Module):
         """(log(1 + distance) - center) / scale per member, (n, K), float64."""
         return (torch.log1p(dist) - self.u_center) / self.u_scale
 
-    def head_features(
-        self, x: torch.Tensor, codes: list[torch.Tensor], u: torch.Tensor
-    ) -> torch.Tensor:
-        """The head's input (:attr:`head_inputs`), standardised."""
-        return (self.raw_head_features(x, codes, u) - self.f_shift) / self.f_scale
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """The scaled rows, each member's code and the normalised distances (n, K): the
+        input scaling runs once for the encoders and the head."""
+        xs = self.scaler(x)
+        codes = [enc(xs) for enc in self.encoders]
+        return xs, codes, self.normalised(self.distances(codes))
 
     def raw_head_features(
-        self, x: torch.Tensor, codes: list[torch.Tensor], u: torch.Tensor
+        self, xs: torch.Tensor, codes: list[torch.Tensor], u: torch.Tensor
     ) -> torch.Tensor:
-        parts = {"x": [self.scaler(x)], "codes": codes, "distances": [u.to(x.dtype)]}
+        """The head's input (:attr:`head_inputs`) from the :meth:`parts` of the rows."""
+        parts = {"x": [xs], "codes": codes, "distances": [u.to(xs.dtype)]}
         return torch.cat([t for k in self.head_inputs for t in parts[k]], 1)
 
-    def head_logit(self, x: torch.Tensor, codes: list[torch.Tensor], u: torch.Tensor) -> Any:
+    def head_logit(self, xs: torch.Tensor, codes: list[torch.Tensor], u: torch.Tensor) -> Any:
+        """The head's logit from the :meth:`parts` of the rows (its input standardised)."""
         assert self.head is not None
-        return self.head(self.head_features(x, codes, u)).squeeze(-1)
+        f = (self.raw_head_features(xs, codes, u) - self.f_shift) / self.f_scale
+        return self.head(f).squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        codes = self.codes(x)
-        u = self.normalised(self.distances(codes))
+        xs, codes, u = self.parts(x)
         score = u.mean(1)
         if self.head is None:
             return score
-        h = (self.head_logit(x, codes, u).to(torch.float64) - self.h_center) / self.h_scale
+        h = (self.head_logit(xs, codes, u).to(torch.float64) - self.h_center) / self.h_scale
         if bool(self.max_fusion):
             return torch.maximum(score, h)
         h = torch.maximum(h, self.h_floor)
