@@ -6,6 +6,7 @@ calls them); nothing here imports torch or scikit-learn.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -158,3 +159,20 @@ def check_scoring_rows(X: Any, n_features: int, names: list[str] | None = None) 
         name = names[j] if names else f"column {j}"
         raise ValueError(f"X has a non-finite value {float(X[i, j])} at row {i}, {name}")
     return X
+
+
+def refuse_unscorable(
+    scores: np.ndarray, rows: Callable[[], np.ndarray], explain: Callable[[np.ndarray], str]
+) -> np.ndarray:
+    """``scores``, or a ``ValueError`` naming the first row whose score is not finite and
+    why (``explain`` of that row of ``rows()``, the rows as scored, built only on this error
+    path), with the count of such rows: the torch-free scorers' rule that a NaN score never
+    passes as normal."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"X: row {i} cannot be scored: {explain(rows()[i])} "
+            f"({int(bad.sum())} such row(s) in all)"
+        )
+    return scores

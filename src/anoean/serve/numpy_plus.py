@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from anoean.core.modelfile import ModelFileError
-from anoean.core.validation import FLOAT32_MAX, check_scoring_rows, explain_overflow
+from anoean.core.validation import (
+    FLOAT32_MAX,
+    check_scoring_rows,
+    explain_overflow,
+    refuse_unscorable,
+)
 
 
 class _Mlp:
@@ -207,16 +212,8 @@ class PlusNumpyScorer:
         ValueError
             A non-finite input, or a row whose score is not finite (named by row and column).
         """
-        s = self._unchecked_score(X)
-        bad = ~np.isfinite(s)
-        if bad.any():
-            X = self._check(X)
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"X: row {i} cannot be scored: {self.explain_unscorable(X[i])} "
-                f"({int(bad.sum())} such row(s) in all)"
-            )
-        return s
+        s = self._unchecked_score(X)  # checks X
+        return refuse_unscorable(s, lambda: self._check(X), self.explain_unscorable)
 
     __call__ = score
 

@@ -31,7 +31,12 @@ import numpy as np
 
 from anoean.core.modelfile import ModelFileError, read_model_dir
 from anoean.core.registry import METHODS, MethodInfo, by_class
-from anoean.core.validation import FLOAT32_MAX, check_scoring_rows, explain_overflow
+from anoean.core.validation import (
+    FLOAT32_MAX,
+    check_scoring_rows,
+    explain_overflow,
+    refuse_unscorable,
+)
 
 #: the architecture kind of AnoEANPlus's scoring graph (:mod:`anoean.serve.numpy_plus`)
 PLUS_KIND = "anoean_plus"
@@ -286,16 +291,8 @@ class NumpyScorer:
         ValueError
             A non-finite input, or a row whose code is not finite (named by row and column).
         """
-        s = self._unchecked_score(X)  # checks X (encode)
-        bad = ~np.isfinite(s)
-        if bad.any():
-            X = self._check(X)  # error path: the rows as scored
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"X: row {i} cannot be scored: {self.explain_unscorable(X[i])} "
-                f"({int(bad.sum())} such row(s) in all)"
-            )
-        return s
+        s = self._unchecked_score(X)  # checks X
+        return refuse_unscorable(s, lambda: self._check(X), self.explain_unscorable)
 
     __call__ = score
 
