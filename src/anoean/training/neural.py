@@ -48,6 +48,32 @@ from anoean.training.loop import EpochBatches, TrainingDivergedError, train_loop
 INFERENCE_BATCH = 4096
 
 
+#: share of the entries of a validation normal that :func:`corrupted_normals` replaces
+CORRUPTION_RATE = 0.5
+
+
+def corrupted_normals(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pseudo-anomalies made from normal rows alone, for early stopping without labelled
+    anomalies: each entry of each row (a column of a table, a pixel of an image) is replaced,
+    with probability :data:`CORRUPTION_RATE`, by the same entry of another row drawn at
+    random. Every marginal is kept, the joint structure that makes a row normal is broken.
+
+    An encoder that keeps the validation normals in N(0, I) and sends these rows out of it
+    has learned the normal data's structure rather than its ranges; the AUC-PR of the
+    validation normals against their corrupted copies is the early-stopping signal of
+    :class:`~anoean.models.anoean.detector.AnoEAN` with ``generate_anomalies`` and no
+    labelled validation anomaly. It is computed from the validation normals only.
+    """
+    n = X.shape[0]
+    flat = X.reshape(n, -1)
+    if n < 2:
+        return X.copy()
+    donors = rng.integers(0, n, size=flat.shape)
+    replace = rng.random(flat.shape) < CORRUPTION_RATE
+    mixed = np.where(replace, flat[donors, np.arange(flat.shape[1])], flat)
+    return mixed.astype(X.dtype, copy=False).reshape(X.shape)
+
+
 def finite_weights(module: nn.Module) -> bool:
     """True when every floating-point parameter and buffer of ``module`` is finite."""
     return all(

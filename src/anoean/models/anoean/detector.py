@@ -47,11 +47,14 @@ from anoean.models.anoean.nets import (  # noqa: F401  (re-exported: the constan
     ENCODER_HIDDEN,
     Discriminator,
     Encoder,
+    Generated,
+    generated_rows,
     make_step,
 )
 from anoean.nn.blocks import build
+from anoean.nn.generator import boundary_radius, make_generator
 from anoean.training.adversarial import Group, Losses
-from anoean.training.neural import INFERENCE_BATCH, FitData, NeuralDetector
+from anoean.training.neural import INFERENCE_BATCH, FitData, NeuralDetector, corrupted_normals
 
 logger = logging.getLogger("anoean")
 
@@ -116,6 +119,16 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         docs/results.md (finding 3) measures the trade on validation data. Cannot be
         combined with ``validation_score="cross_fit"``, whose purpose (a held-out
         criterion) "train" already serves.
+    generate_anomalies : bool or "auto", default=False
+        Train a learned anomaly generator G against E and D (the paper's future work,
+        :mod:`anoean.nn.generator`): its samples, kept on the fence of N(0, I) in the latent
+        frame and off the normal data, join the anomaly terms of L_D and L_E. False is the
+        paper's method; True always trains G; "auto" trains it when ``y`` holds no labelled
+        anomaly. G is used in training only: it is not saved and scoring never needs it.
+        Without labelled validation anomalies, early stopping then uses the AUC-PR of the
+        validation normals against corrupted copies of them
+        (:func:`anoean.training.neural.corrupted_normals`), computed from validation normals
+        only.
 
     Attributes
     ----------
@@ -135,6 +148,8 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         Decision threshold on ``anomaly_score`` and its scikit-learn offset.
     seed_ : int
         The seed actually used.
+    generator_used_ : bool
+        Whether the anomaly generator trained (``generate_anomalies``).
 
     Notes
     -----
@@ -168,6 +183,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
         "validation_score": [StrOptions({"in_sample", "cross_fit"})],
         "gaussian_fit": [StrOptions({"validation", "train"})],
+        "generate_anomalies": ["boolean", StrOptions({"auto"})],
     }
     _arch_param: ClassVar[str] = "encoder"
 
@@ -189,6 +205,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         verbose: int = 0,
         validation_score: str = "in_sample",
         gaussian_fit: str = "validation",
+        generate_anomalies: bool | str = False,
     ) -> None:
         self.latent_dim = latent_dim
         self.encoder = encoder
@@ -205,6 +222,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         self.verbose = verbose
         self.validation_score = validation_score
         self.gaussian_fit = gaussian_fit
+        self.generate_anomalies = generate_anomalies
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -216,7 +234,10 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         shape, d, kind = self.input_shape_, self.latent_dim, self.encoder
         enc = build(lambda: Encoder(shape, d, kind), generator, self.device_)
         disc = build(lambda: Discriminator(d), generator, self.device_)
-        return nn.ModuleDict({"encoder": enc, "discriminator": disc})
+        nets = nn.ModuleDict({"encoder": enc, "discriminator": disc})
+        if self.generator_used_:
+            nets["generator"] = build(lambda: make_generator(shape), generator, self.device_)
+        return nets
 
     def _architecture(self) -> dict[str, Any]:
         enc, disc = self.encoder_, self.discriminator_
@@ -227,6 +248,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
     # ------------------------------------------------------------------- fitting
     # the hooks of the fit template (anoean.training.neural.NeuralDetector._fit)
     def _check_data(self, data: FitData) -> None:
+        self.generator_used_ = uses_generator(self.generate_anomalies, data)
         cross_fit = self.validation_score == "cross_fit"
         fit_on_train = self.gaussian_fit == "train"
         if cross_fit and fit_on_train:
@@ -258,10 +280,13 @@ class AnoEAN(TransformerMixin, NeuralDetector):
             nets["encoder"].to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def _param_groups(self, nets: nn.ModuleDict) -> dict[str, list[nn.Parameter]]:
-        return {
+        groups = {
             "d": list(nets["discriminator"].parameters()),
             "e": list(nets["encoder"].parameters()),
         }
+        if "generator" in nets:
+            groups["g"] = list(nets["generator"].parameters())
+        return groups
 
     def _adam_betas(self) -> tuple[float, float]:
         return ADAM_BETAS[self.encoder]
@@ -275,13 +300,23 @@ class AnoEAN(TransformerMixin, NeuralDetector):
     ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
         enc, disc = nets["encoder"], nets["discriminator"]
         opt_e, opt_d = groups["e"].optimizer, groups["d"].optimizer
-        return make_step(enc, disc, opt_e, opt_d, data.Xn, data.Xa, generator)
+        generated = None
+        if "generator" in nets:
+            n_rows = generated_rows(min(self.batch_size, int(data.Xn.shape[0])))
+            radius = boundary_radius(self.latent_dim)
+            generated = Generated(groups["g"], nets["generator"], n_rows, radius)
+        return make_step(enc, disc, opt_e, opt_d, data.Xn, data.Xa, generator, generated)
 
     def _make_evaluate(self, nets: nn.ModuleDict, data: FitData) -> Callable[[], float | None]:
         encoder, Xn, Xv, y_val = nets["encoder"], data.Xn, data.Xv, data.y_val
         cross_fit = self.validation_score == "cross_fit"
         fit_on_train = self.gaussian_fit == "train"
         has_val_anomalies = data.has_val_anomalies
+        if self.generator_used_ and not has_val_anomalies:
+            # no labelled validation anomaly: the validation normals against corrupted
+            # copies of them (anoean.training.neural.corrupted_normals)
+            Xv, y_val = pseudo_validation(data, self.seed_, self.device_)
+            has_val_anomalies = bool((y_val == 1).any())
 
         @torch.no_grad()
         def evaluate() -> float | None:
@@ -372,6 +407,9 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         return self._batched(self.encoder_, X, (self.latent_dim,))
 
     # --------------------------------------------------------------- persistence
+    def _extra_state(self) -> dict[str, Any]:
+        return {"generator_used_": self.generator_used_}
+
     def _state_arrays(self) -> dict[str, np.ndarray]:
         arrays = self._module_arrays("encoder", self.encoder_)
         arrays.update(self._module_arrays("discriminator", self.discriminator_))
@@ -381,7 +419,10 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         return arrays
 
     def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        # the generator trains only: it is not saved, and not built to score
+        self.generator_used_ = False
         nets = self._build_nets(torch.Generator().manual_seed(0))
+        self.generator_used_ = bool(state.get("generator_used_", False))
         enc, disc = nets["encoder"], nets["discriminator"]
         self._load_module(enc, "encoder", arrays)
         self._load_module(disc, "discriminator", arrays)
@@ -392,3 +433,24 @@ class AnoEAN(TransformerMixin, NeuralDetector):
             raise ValueError(f"Gaussian parameters do not have latent_dim={d}")
         self.gaussian_ = GaussianScorer(mu=mu, cov=cov, whiten=whiten)
         self._set_scoring_tensors()
+
+
+def uses_generator(generate_anomalies: bool | str, data: FitData) -> bool:
+    """Whether the anomaly generator trains: ``generate_anomalies`` True, or "auto" and no
+    labelled anomaly in the training or validation labels."""
+    if generate_anomalies == "auto":
+        return not bool((data.y == 1).any() or (data.y_val == 1).any())
+    return bool(generate_anomalies)
+
+
+def pseudo_validation(
+    data: FitData, seed: int, device: torch.device
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The validation normals and their corrupted copies
+    (:func:`anoean.training.neural.corrupted_normals`, drawn from ``seed``), as the rows to
+    encode and their labels (1 for a corrupted copy)."""
+    normals = data.X_val[data.y_val == 0]
+    fake = corrupted_normals(normals, np.random.default_rng([seed, 17]))
+    rows = np.concatenate([normals, fake]) if normals.shape[0] >= 2 else normals
+    labels = np.r_[np.zeros(normals.shape[0]), np.ones(rows.shape[0] - normals.shape[0])]
+    return torch.from_numpy(np.ascontiguousarray(rows)).to(device), labels.astype(np.int64)

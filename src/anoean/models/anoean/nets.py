@@ -6,13 +6,15 @@ and :func:`make_step`, the one adversarial step
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from anoean.nn.blocks import MLP, ConvEncoder, Standardize
-from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
+from anoean.nn.generator import generator_loss
+from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss, neg_log_1m_d
 from anoean.training.adversarial import AdversarialStep, Group, Losses
 
 ENCODER_HIDDEN = (128, 64, 32)
@@ -67,6 +69,38 @@ class Discriminator(nn.Module):
         return self.body.spec(None if prefix is None else f"{prefix}.body")
 
 
+@dataclass
+class Generated:
+    """The anomaly generator's part of a training step (:mod:`anoean.nn.generator`): the
+    generator network and its optimiser group, the generated rows per step, and the fence
+    radius r_b of its objective."""
+
+    group: Group
+    net: nn.Module
+    n_rows: int
+    radius: float
+    #: weight of the generated rows' terms in L_D and L_E
+    weight: float = 1.0
+    #: the off-the-data margin, in units of the normals' nearest-neighbour spacing
+    margin: float = 1.0
+
+    def sample(self, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        return sample_generator(self.net, self.n_rows, generator, device)
+
+
+def sample_generator(
+    net: nn.Module, n: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """``n`` rows of the anomaly generator ``net``, from noise drawn with ``generator``."""
+    eps = torch.randn(n, int(getattr(net, "noise_dim")), generator=generator, device=device)
+    return net(eps)
+
+
+def generated_rows(n_normal: int) -> int:
+    """Generated rows per step: half the step's normal rows, at least 16."""
+    return max(16, n_normal // 2)
+
+
 def make_step(
     encoder: nn.Module,
     disc: nn.Module,
@@ -75,9 +109,16 @@ def make_step(
     Xn: torch.Tensor,
     Xa: torch.Tensor,
     generator: torch.Generator,
+    generated: Generated | None = None,
 ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
     """One AnoEAN training step on index batches: a D step (E frozen), then an E step (D
     frozen), as an :class:`~anoean.training.adversarial.AdversarialStep` with one group, "e".
+
+    With ``generated`` (the anomaly generator, :mod:`anoean.nn.generator`), each step also
+    draws ``generated.n_rows`` rows from G, whose codes enter L_D and L_E as a third group of
+    anomalies (a mean of their own), and a second group, "g", minimises L_G; G's rows are in
+    the encoder's scaled input space, so they enter the encoder after its scaling layer.
+    Without it the step is the paper's, draw for draw.
 
     The batch is encoded ONCE, with a graph (the step's ``forward``). The D step uses the
     detached codes: E's weights do not change during the D step, so these are exactly the
@@ -91,6 +132,8 @@ def make_step(
     batch counts once. (Training-mode outputs use the batch's own statistics, so the weights
     are unaffected either way.)
     """
+    if generated is not None:
+        return _make_generated_step(encoder, disc, opt_e, opt_d, Xn, Xa, generator, generated)
     dev = Xn.device
 
     def forward(idx_n: torch.Tensor, idx_a: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -117,5 +160,58 @@ def make_step(
         {"e": Group(list(encoder.parameters()), opt_e)},
         d_loss,
         e_loss,
+        forward,
+    )
+
+
+#: one generated step's batch: the codes (normal, labelled, generated), the normal and
+#: labelled counts, the generated rows and the scaled normal rows
+_GenBatch = tuple[torch.Tensor, int, int, torch.Tensor, torch.Tensor]
+
+
+def _make_generated_step(
+    encoder: nn.Module,
+    disc: nn.Module,
+    opt_e: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    Xn: torch.Tensor,
+    Xa: torch.Tensor,
+    generator: torch.Generator,
+    generated: Generated,
+) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
+    """:func:`make_step` with the anomaly generator (groups "e" then "g")."""
+    dev = Xn.device
+    scaler, body = encoder.scaler, encoder.body
+
+    def forward(idx_n: torch.Tensor, idx_a: torch.Tensor) -> _GenBatch:
+        xn, xa = Xn[idx_n], Xa[idx_a]
+        xs = scaler(torch.cat([xn, xa]) if xa.shape[0] else xn)
+        xg = generated.sample(generator, dev)
+        codes = body(torch.cat([xs, xg]))
+        return codes, xn.shape[0], xa.shape[0], xg, xs[: xn.shape[0]]
+
+    def d_loss(batch: _GenBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        codes, n_n, n_a, _, _ = batch
+        z = torch.randn(n_n, codes.shape[1], generator=generator, device=dev)
+        logits = disc(torch.cat([z, codes.detach()]))
+        real, normal = logits[:n_n], logits[n_n : 2 * n_n]
+        labelled, fake = logits[2 * n_n : 2 * n_n + n_a], logits[2 * n_n + n_a :]
+        return anoean_discriminator_loss(real, normal, labelled) + generated.weight * neg_log_1m_d(fake), {}
+
+    def group_losses(batch: _GenBatch) -> dict[str, torch.Tensor]:
+        codes, n_n, n_a, xg, xs_n = batch
+        logits = disc(codes)
+        normal, labelled, fake = logits[:n_n], logits[n_n : n_n + n_a], logits[n_n + n_a :]
+        loss_e = anoean_encoder_loss(normal, labelled) + generated.weight * neg_log_1m_d(fake)
+        loss_g = generator_loss(
+            codes[n_n + n_a :], xg, xs_n, codes[:n_n].detach(), generated.margin
+        )
+        return {"e": loss_e, "g": loss_g}
+
+    return AdversarialStep(
+        Group(list(disc.parameters()), opt_d),
+        {"e": Group(list(encoder.parameters()), opt_e), "g": generated.group},
+        d_loss,
+        group_losses,
         forward,
     )

@@ -52,7 +52,8 @@ from torch import nn
 from anoean.core.gaussian import GaussianScorer
 from anoean.core.metrics import aucpr
 from anoean.core.splits import holdout_split
-from anoean.models.anoean.nets import ADAM_BETAS
+from anoean.models.anoean.detector import pseudo_validation, uses_generator
+from anoean.models.anoean.nets import ADAM_BETAS, Generated, generated_rows, sample_generator
 from anoean.models.anoean_plus.nets import (
     INPUT_KINDS,
     Discriminators,
@@ -60,6 +61,7 @@ from anoean.models.anoean_plus.nets import (
     make_ensemble_step,
 )
 from anoean.nn.blocks import build, init_parameters
+from anoean.nn.generator import boundary_radius, make_generator
 from anoean.training.adversarial import Group, Losses
 from anoean.training.neural import FitData, NeuralDetector
 
@@ -176,6 +178,11 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         ``X_val`` is not given. Labelled anomalies are never held out.
     scaling : {"auto", "standard", "minmax", "none"}, default="auto"
         Input scaling fitted on the training rows ("auto": "standard").
+    generate_anomalies : bool or "auto", default="auto"
+        Train one learned anomaly generator per member against its encoder and
+        discriminator (:mod:`anoean.nn.generator`), whose samples join the anomaly terms of
+        L_D and L_E. "auto": when ``y`` holds no labelled anomaly. Not saved; scoring never
+        needs it.
     contamination, target_false_alarm, random_state, device, verbose
         As for :class:`~anoean.models.anoean.detector.AnoEAN`.
 
@@ -196,6 +203,8 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         of each candidate ("head_trim=T,w=W").
     head_trim_ : float
         The head trim used.
+    generator_used_ : bool
+        Whether the anomaly generators trained.
 
     Examples
     --------
@@ -223,6 +232,9 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         "min_fusion_weight": [Interval(Real, 0, 1, closed="both")],
         "encoder": [StrOptions({"mlp"})],
         "scaling": [StrOptions({"auto", "standard", "minmax", "none"})],
+        "generate_anomalies": ["boolean", StrOptions({"auto"})],
+        "generator_weight": [Interval(Real, 0, None, closed="left")],
+        "generator_margin": [Interval(Real, 0, None, closed="left")],
     }
     _arch_param: ClassVar[str] = "encoder"
     scorer_: PlusScorer
@@ -247,6 +259,9 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         patience: int | None = None,
         validation_fraction: float = 0.2,
         scaling: str = "auto",
+        generate_anomalies: bool | str = "auto",
+        generator_weight: float = 1.0,
+        generator_margin: float = 1.0,
         contamination: float | None = None,
         target_false_alarm: float = 0.05,
         random_state: Any = None,
@@ -269,6 +284,9 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.scaling = scaling
+        self.generate_anomalies = generate_anomalies
+        self.generator_weight = generator_weight
+        self.generator_margin = generator_margin
         self.contamination = contamination
         self.target_false_alarm = target_false_alarm
         self.random_state = random_state
@@ -303,7 +321,14 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         discs = build(
             lambda: Discriminators(self.latent_dim, self.n_members), generator, self.device_
         )
-        return nn.ModuleDict({"scorer": scorer, "discriminators": discs})
+        nets = nn.ModuleDict({"scorer": scorer, "discriminators": discs})
+        if self.generator_used_:
+            shape = self.input_shape_
+            nets["generators"] = nn.ModuleList(
+                build(lambda: make_generator(shape), generator, self.device_)
+                for _ in range(self.n_members)
+            )
+        return nets
 
     def _architecture(self) -> dict[str, Any]:
         return {"scorer": self.scorer_.spec("scorer")}
@@ -335,14 +360,20 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         va = normal[va_n]
         return FitData(X[tr], y[tr], X[va], y[va], X, tr, va, "X (training data)")
 
+    def _check_data(self, data: FitData) -> None:
+        self.generator_used_ = uses_generator(self.generate_anomalies, data)
+
     def _scaler(self, nets: nn.ModuleDict) -> Any:
         return nets["scorer"].scaler
 
     def _param_groups(self, nets: nn.ModuleDict) -> dict[str, list[nn.Parameter]]:
-        return {
+        groups = {
             "d": list(nets["discriminators"].parameters()),
             "e": list(cast(PlusScorer, nets["scorer"]).encoders.parameters()),
         }
+        if "generators" in nets:
+            groups["g"] = list(nets["generators"].parameters())
+        return groups
 
     def _adam_betas(self) -> tuple[float, float]:
         return ADAM_BETAS["mlp"]
@@ -354,6 +385,18 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         groups: dict[str, Group],
         generator: torch.Generator,
     ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
+        generated = None
+        if "generators" in nets:
+            n_rows = generated_rows(min(self.batch_size, int(data.Xn.shape[0])))
+            radius = boundary_radius(self.latent_dim)
+            generated = Generated(
+                groups["g"],
+                nets["generators"],
+                n_rows,
+                radius,
+                float(self.generator_weight),
+                float(self.generator_margin),
+            )
         return make_ensemble_step(
             cast(PlusScorer, nets["scorer"]),
             cast(Discriminators, nets["discriminators"]),
@@ -363,11 +406,17 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             data.Xa,
             float(self.trim),
             generator,
+            generated,
         )
 
     def _make_evaluate(self, nets: nn.ModuleDict, data: FitData) -> Callable[[], float | None]:
         scorer, Xv, y_val = cast(PlusScorer, nets["scorer"]), data.Xv, data.y_val
         has_val_anomalies = data.has_val_anomalies
+        if self.generator_used_ and not has_val_anomalies and self.patience is not None:
+            # early stopping asked for without labelled validation anomalies: the
+            # validation normals against corrupted copies of them
+            Xv, y_val = pseudo_validation(data, self.seed_, self.device_)
+            has_val_anomalies = bool((y_val == 1).any())
 
         @torch.no_grad()
         def evaluate() -> float | None:
@@ -390,6 +439,8 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
 
     def _set_trained(self, nets: nn.ModuleDict) -> None:
         self.scorer_ = cast(PlusScorer, nets["scorer"]).eval()
+        # the trained generators, for the head's positives (dropped once it is trained)
+        self._generators = nets["generators"].eval() if "generators" in nets else None
 
     def _encode(self, X: np.ndarray) -> np.ndarray:
         """All members' codes, (n, K, d)."""
@@ -426,7 +477,9 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         with torch.no_grad():
             sc.u_center.copy_(torch.tensor([c for c, _ in stats], dtype=torch.float64, device=dev))
             sc.u_scale.copy_(torch.tensor([s for _, s in stats], dtype=torch.float64, device=dev))
-        self.has_head_ = bool(self.head) and bool((data.y == 1).any()) and self.fusion_weight != 1
+        labelled = bool((data.y == 1).any())
+        generated = self._generators is not None and not labelled
+        self.has_head_ = bool(self.head) and (labelled or generated) and self.fusion_weight != 1
         self.head_history_: list[float] = []
         self.fusion_weight_ = 1.0
         self.fusion_scores_ = {}
@@ -435,6 +488,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             self._train_head(data, val_normal)
         elif sc.head is not None:
             sc.head = None  # no labelled anomaly: the score is u(x)
+        self._generators = None
 
     def _train_head(self, data: FitData, val_normal: np.ndarray) -> None:
         """The supervised head (labelled anomalies against the other training rows), its
@@ -448,6 +502,11 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             return torch.cat([sc.raw_head_features(xs, codes, u), u.mean(1, keepdim=True)], 1)
 
         both = self._batched(parts, data.X, (sc.head_in + 1,))
+        y = data.y
+        if not (y == 1).any():
+            # no labelled anomaly: the generators' rows are the head's anomalies
+            fake = self._generated_head_rows(int(y.size))
+            both, y = np.concatenate([both, fake]), np.r_[y, np.ones(fake.shape[0], y.dtype)]
         feats, u_train = torch.from_numpy(both[:, :-1]).to(dev), both[:, -1].astype(np.float64)
         shift = feats.mean(0)
         scale = feats.std(0) if feats.shape[0] > 1 else torch.ones_like(shift)
@@ -458,18 +517,24 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         f = (feats - shift) / scale
         # the unlabelled rows the encoders place farthest out are likely hidden anomalies:
         # the head_trim share of them is left out of the head's negatives
-        unlabelled = np.flatnonzero(data.y == 0)
+        unlabelled = np.flatnonzero(y == 0)
         order = unlabelled[np.argsort(-u_train[unlabelled], kind="stable")]
         keeps = {}
         for t in sorted({0.0, float(self.head_trim)}):
-            keep = np.ones(data.y.shape[0], dtype=np.float32)
+            keep = np.ones(y.shape[0], dtype=np.float32)
             keep[order[: int(math.floor(t * unlabelled.size))]] = 0.0
             keeps[t] = keep
         gen = torch.Generator().manual_seed(self.seed_ + 2)
-        weight, trim = self._fusion_weight(sc.head, f, data.y, keeps, u_train, gen)
+        if (data.y == 1).any():
+            weight, trim = self._fusion_weight(sc.head, f, y, keeps, u_train, gen)
+        else:  # generated anomalies: the cross-fitted criterion would rank G's rows
+            weight = 1.0 if self.fusion == "max" else DEFAULT_FUSION_WEIGHT
+            if self.fusion_weight != "auto":
+                weight = float(self.fusion_weight)
+            trim = float(self.head_trim)
         self.head_trim_ = trim
         init_parameters(sc.head, gen)
-        self.head_history_ = _fit_head(sc.head, f, data.y, keeps[trim], gen)
+        self.head_history_ = _fit_head(sc.head, f, y, keeps[trim], gen)
         for p in sc.head.parameters():
             p.requires_grad_(False)
 
@@ -484,6 +549,23 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             sc.h_floor.fill_(self._h_floor())
             sc.max_fusion.fill_(1.0 if self.fusion == "max" else 0.0)
         self.fusion_weight_ = weight
+
+    @torch.no_grad()
+    def _generated_head_rows(self, n: int) -> np.ndarray:
+        """``n`` rows of the trained generators (in turn), as the head's features beside
+        their mean normalised distance (what ``_train_head`` computes for real rows)."""
+        sc, gens = self.scorer_, self._generators
+        assert gens is not None
+        g = torch.Generator(device=self.device_).manual_seed(self.seed_ + 3)
+        per = -(-n // len(gens))
+        out = []
+        for net in gens:
+            xs = sample_generator(net, per, g, self.device_)
+            codes = [enc(xs) for enc in sc.encoders]
+            u = sc.normalised(sc.distances(codes))
+            feats = torch.cat([sc.raw_head_features(xs, codes, u), u.mean(1, keepdim=True)], 1)
+            out.append(feats.float().cpu().numpy())
+        return np.concatenate(out)[:n]
 
     def _h_floor(self) -> float:
         """The floor of the normalised logit: 0 (the normals' median) for the one-sided
@@ -567,6 +649,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     # --------------------------------------------------------------- persistence
     def _extra_state(self) -> dict[str, Any]:
         return {
+            "generator_used_": self.generator_used_,
             "has_head_": self.has_head_,
             "head_history_": self.head_history_,
             "fusion_weight_": self.fusion_weight_,
@@ -579,6 +662,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
 
     def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.has_head_ = bool(state["has_head_"])
+        self.generator_used_ = bool(state.get("generator_used_", False))
         self.head_history_ = [float(v) for v in state.get("head_history_", [])]
         self.fusion_weight_ = float(state.get("fusion_weight_", 1.0))
         self.head_trim_ = float(state.get("head_trim_", 0.0))

@@ -19,9 +19,15 @@ import torch
 from torch import nn
 
 from anoean.core.gaussian import mahalanobis_torch
-from anoean.models.anoean.nets import DISCRIMINATOR_HIDDEN, ENCODER_HIDDEN
+from anoean.models.anoean.nets import (
+    DISCRIMINATOR_HIDDEN,
+    ENCODER_HIDDEN,
+    Generated,
+    sample_generator,
+)
 from anoean.nn.blocks import MLP, Standardize
-from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss
+from anoean.nn.generator import generator_loss
+from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss, neg_log_1m_d
 from anoean.training.adversarial import AdversarialStep, Group, Losses
 
 #: hidden widths of the supervised head
@@ -212,45 +218,77 @@ def make_ensemble_step(
     Xa: torch.Tensor,
     trim: float,
     generator: torch.Generator,
+    generated: Generated | None = None,
 ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
     """One step of every member on the same batch: AnoEAN's D step (E frozen), then its E
     step (D frozen), with the trimmed normal terms. The members share no parameter, so one
-    summed loss per group gives each member exactly its own gradients."""
-    dev = Xn.device
+    summed loss per group gives each member exactly its own gradients.
 
-    def forward(idx_n: torch.Tensor, idx_a: torch.Tensor) -> tuple[list[torch.Tensor], int]:
+    With ``generated`` (``generated.net`` holds one anomaly generator per member,
+    :mod:`anoean.nn.generator`), each member's generator draws ``generated.n_rows`` rows per
+    step, in the scaled input space; their codes enter that member's L_D and L_E as a group
+    of anomalies of their own, and a third group, "g", minimises the members' summed L_G.
+    """
+    dev = Xn.device
+    gens = cast(nn.ModuleList, generated.net) if generated is not None else None
+
+    def forward(idx_n: torch.Tensor, idx_a: torch.Tensor) -> _Batch:
         xn, xa = Xn[idx_n], Xa[idx_a]
         x = torch.cat([xn, xa]) if xa.shape[0] else xn
-        return scorer.codes(x), xn.shape[0]
+        if gens is None:
+            return scorer.codes(x), xn.shape[0], xa.shape[0], [], x[:0]
+        assert generated is not None
+        xs = scorer.scaler(x)
+        fakes = [sample_generator(g, generated.n_rows, generator, dev) for g in gens]
+        codes = [enc(torch.cat([xs, xg])) for enc, xg in zip(scorer.encoders, fakes, strict=True)]
+        return codes, xn.shape[0], xa.shape[0], fakes, xs[: xn.shape[0]]
 
-    def d_loss(batch: tuple[list[torch.Tensor], int]) -> tuple[torch.Tensor, dict]:
-        codes, n_n = batch
+    def d_loss(batch: _Batch) -> tuple[torch.Tensor, dict]:
+        codes, n_n, n_a, _, _ = batch
         total = torch.zeros((), device=dev)
         for disc, c in zip(discs, codes, strict=True):
             c = c.detach()
+            assert gens is None or generated is not None
             normal = trimmed_normals(c[:n_n], trim)
             z = torch.randn(n_n, c.shape[1], generator=generator, device=dev)
             logits = disc(torch.cat([z, normal, c[n_n:]])).squeeze(-1)
             m = normal.shape[0]
-            total = total + anoean_discriminator_loss(
-                logits[:n_n], logits[n_n : n_n + m], logits[n_n + m :]
-            )
+            rest = logits[n_n + m :]
+            total = total + anoean_discriminator_loss(logits[:n_n], logits[n_n : n_n + m], rest[:n_a])
+            if gens is not None:
+                total = total + generated.weight * neg_log_1m_d(rest[n_a:])
         return total, {}
 
-    def e_loss(batch: tuple[list[torch.Tensor], int]) -> dict[str, torch.Tensor]:
-        codes, n_n = batch
+    def e_loss(batch: _Batch) -> dict[str, torch.Tensor]:
+        codes, n_n, n_a, fakes, xs_n = batch
         total = torch.zeros((), device=dev)
-        for disc, c in zip(discs, codes, strict=True):
+        loss_g = torch.zeros((), device=dev)
+        for k, (disc, c) in enumerate(zip(discs, codes, strict=True)):
             normal = trimmed_normals(c[:n_n], trim)
             logits = disc(torch.cat([normal, c[n_n:]])).squeeze(-1)
             m = normal.shape[0]
-            total = total + anoean_encoder_loss(logits[:m], logits[m:])
-        return {"e": total}
+            total = total + anoean_encoder_loss(logits[:m], logits[m : m + n_a])
+            if gens is not None:
+                assert generated is not None
+                total = total + generated.weight * neg_log_1m_d(logits[m + n_a :])
+                loss_g = loss_g + generator_loss(
+                    c[n_n + n_a :], fakes[k], xs_n, c[:n_n].detach(), generated.margin
+                )
+        return {"e": total} if gens is None else {"e": total, "g": loss_g}
 
+    groups = {"e": Group([p for e in scorer.encoders for p in e.parameters()], opt_e)}
+    if generated is not None:
+        groups["g"] = generated.group
     return AdversarialStep(
         Group([p for d in discs for p in d.parameters()], opt_d),
-        {"e": Group([p for e in scorer.encoders for p in e.parameters()], opt_e)},
+        groups,
         d_loss,
         e_loss,
         forward,
     )
+
+
+#: one step's batch: each member's codes (normal, labelled, generated rows), the normal and
+#: labelled counts, each member's generated rows and the scaled normal rows
+_Batch = tuple[list[torch.Tensor], int, int, list[torch.Tensor], torch.Tensor]
+
