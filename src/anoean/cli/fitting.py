@@ -22,7 +22,12 @@ from anoean.cli.common import (
 
 @click.command()
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--label-column", required=True, help="Column holding the labels.")
+@click.option(
+    "--label-column",
+    help="Column holding the labels (1 or an --anomaly-value is a known anomaly). Omitted: the "
+    "table has no labels, and every row is treated as unlabelled (AnoEANPlus then trains its "
+    "anomaly generator).",
+)
 @click.option(
     "--out", "out", required=True, type=click.Path(path_type=Path), help="Model directory to write."
 )
@@ -81,7 +86,7 @@ from anoean.cli.common import (
 def fit(
     ctx: click.Context,
     data: Path,
-    label_column: str,
+    label_column: str | None,
     out: Path,
     categorical: str | None,
     exclude: str | None,

@@ -74,7 +74,7 @@ def _warn_questionable(pre: Any, X: np.ndarray, max_categories: int, source: str
 def fit_pipeline(
     table: pa.Table,
     *,
-    label_column: str,
+    label_column: str | None = None,
     categorical: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     method: str = "anoeanplus",
@@ -90,7 +90,12 @@ def fit_pipeline(
     fmt: str = "parquet",
     max_categories: int = 100,
 ) -> FitReport:
-    """Fit the preprocessing and a detector on a labelled table.
+    """Fit the preprocessing and a detector on a table, labelled or not.
+
+    ``label_column`` names the column of labels (an anomaly is 1, or a value of
+    ``anomaly_values``); None means the table has no labels: every row is unlabelled (y=0),
+    which the detectors that learn from normal data alone accept (AnoEANPlus trains its
+    anomaly generator then, :mod:`anoean.nn.generator`).
 
     Fitting works on questionable data but warns (:class:`anoean.core.datachecks.DataWarning`,
     naming the columns): constant columns, an all-constant table, a numeric column squashed
@@ -109,7 +114,15 @@ def fit_pipeline(
         A missing label column, unusable labels, no normal rows, or a bad value (named by
         column and row).
     """
-    y = _labels(table, label_column, anomaly_values, normal_values, source, fmt)
+    if label_column is None:
+        if anomaly_values or normal_values:
+            raise DataError(
+                f"{source}: anomaly or normal values given without a label column; name it "
+                "with label_column (--label-column)"
+            )
+        y = np.zeros(table.num_rows, dtype=np.int64)
+    else:
+        y = _labels(table, label_column, anomaly_values, normal_values, source, fmt)
     n_anom = int(y.sum())
     _check_column_names(table, label_column, categorical, exclude, source)
     if categorical is None:
@@ -182,7 +195,7 @@ def _labels(
 
 def _check_column_names(
     table: pa.Table,
-    label_column: str,
+    label_column: str | None,
     categorical: Sequence[str] | None,
     exclude: Sequence[str],
     source: str,
@@ -194,12 +207,12 @@ def _check_column_names(
         raise DataError(
             f"{source}: column(s) {missing} not found; columns are {table.column_names}"
         )
-    if label_column in (categorical or ()):
+    if label_column is not None and label_column in (categorical or ()):
         raise DataError(f"{source}: the label column {label_column!r} cannot be categorical")
 
 
 def _refuse_numbers_as_text(
-    table: pa.Table, label_column: str, exclude: Sequence[str], source: str, fmt: str
+    table: pa.Table, label_column: str | None, exclude: Sequence[str], source: str, fmt: str
 ) -> None:
     """Refuse a text column that holds numbers (90% of its rows or more) rather than one-hot
     encode it: a numeric column with one typo is read as text."""
@@ -225,7 +238,7 @@ def _refuse_numbers_as_text(
 
 def _preprocess(
     table: pa.Table,
-    label_column: str,
+    label_column: str | None,
     categorical: Sequence[str] | None,
     exclude: Sequence[str],
     unknown: str,
@@ -233,7 +246,9 @@ def _preprocess(
 ) -> tuple[TabularPreprocessor, np.ndarray]:
     """The preprocessor fitted on every row, and the features it gives."""
     pre = TabularPreprocessor(
-        categorical=categorical, exclude=[*exclude, label_column], unknown=unknown
+        categorical=categorical,
+        exclude=[*exclude, *([label_column] if label_column is not None else [])],
+        unknown=unknown,
     )
     try:
         X = pre.fit_transform(table)
@@ -311,7 +326,7 @@ def _meta(
     det: Any,
     *,
     method: str,
-    label_column: str,
+    label_column: str | None,
     anomaly_values: Sequence[str],
     normal_values: Sequence[str],
     n_features: int,

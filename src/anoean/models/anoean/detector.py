@@ -52,7 +52,7 @@ from anoean.models.anoean.nets import (  # noqa: F401  (re-exported: the constan
     make_step,
 )
 from anoean.nn.blocks import build
-from anoean.nn.generator import boundary_radius, make_generator
+from anoean.nn.generator import make_generator
 from anoean.training.adversarial import Group, Losses
 from anoean.training.neural import INFERENCE_BATCH, FitData, NeuralDetector, corrupted_normals
 
@@ -303,8 +303,7 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         generated = None
         if "generator" in nets:
             n_rows = generated_rows(min(self.batch_size, int(data.Xn.shape[0])))
-            radius = boundary_radius(self.latent_dim)
-            generated = Generated(groups["g"], nets["generator"], n_rows, radius)
+            generated = Generated(groups["g"], nets["generator"], n_rows)
         return make_step(enc, disc, opt_e, opt_d, data.Xn, data.Xa, generator, generated)
 
     def _make_evaluate(self, nets: nn.ModuleDict, data: FitData) -> Callable[[], float | None]:

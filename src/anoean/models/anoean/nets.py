@@ -78,7 +78,6 @@ class Generated:
     group: Group
     net: nn.Module
     n_rows: int
-    radius: float
     #: weight of the generated rows' terms in L_D and L_E
     weight: float = 1.0
     #: the off-the-data margin, in units of the normals' nearest-neighbour spacing
@@ -92,7 +91,9 @@ def sample_generator(
     net: nn.Module, n: int, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:
     """``n`` rows of the anomaly generator ``net``, from noise drawn with ``generator``."""
-    eps = torch.randn(n, int(getattr(net, "noise_dim")), generator=generator, device=device)
+    noise_dim = net.noise_dim
+    assert isinstance(noise_dim, int)
+    eps = torch.randn(n, noise_dim, generator=generator, device=device)
     return net(eps)
 
 
@@ -181,6 +182,7 @@ def _make_generated_step(
 ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
     """:func:`make_step` with the anomaly generator (groups "e" then "g")."""
     dev = Xn.device
+    assert isinstance(encoder, Encoder)
     scaler, body = encoder.scaler, encoder.body
 
     def forward(idx_n: torch.Tensor, idx_a: torch.Tensor) -> _GenBatch:
@@ -196,7 +198,8 @@ def _make_generated_step(
         logits = disc(torch.cat([z, codes.detach()]))
         real, normal = logits[:n_n], logits[n_n : 2 * n_n]
         labelled, fake = logits[2 * n_n : 2 * n_n + n_a], logits[2 * n_n + n_a :]
-        return anoean_discriminator_loss(real, normal, labelled) + generated.weight * neg_log_1m_d(fake), {}
+        loss = anoean_discriminator_loss(real, normal, labelled)
+        return loss + generated.weight * neg_log_1m_d(fake), {}
 
     def group_losses(batch: _GenBatch) -> dict[str, torch.Tensor]:
         codes, n_n, n_a, xg, xs_n = batch

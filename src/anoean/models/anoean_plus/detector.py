@@ -53,7 +53,7 @@ from anoean.core.gaussian import GaussianScorer
 from anoean.core.metrics import aucpr
 from anoean.core.splits import holdout_split
 from anoean.models.anoean.detector import pseudo_validation, uses_generator
-from anoean.models.anoean.nets import ADAM_BETAS, Generated, generated_rows, sample_generator
+from anoean.models.anoean.nets import ADAM_BETAS, Generated, generated_rows
 from anoean.models.anoean_plus.nets import (
     INPUT_KINDS,
     Discriminators,
@@ -61,7 +61,7 @@ from anoean.models.anoean_plus.nets import (
     make_ensemble_step,
 )
 from anoean.nn.blocks import build, init_parameters
-from anoean.nn.generator import boundary_radius, make_generator
+from anoean.nn.generator import make_generator
 from anoean.training.adversarial import Group, Losses
 from anoean.training.neural import FitData, NeuralDetector
 
@@ -182,7 +182,14 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         Train one learned anomaly generator per member against its encoder and
         discriminator (:mod:`anoean.nn.generator`), whose samples join the anomaly terms of
         L_D and L_E. "auto": when ``y`` holds no labelled anomaly. Not saved; scoring never
-        needs it.
+        needs it. The head is trained on labelled anomalies only (trained on the generators'
+        rows, it lost on the development split).
+    generator_weight : float >= 0, default=1.0
+        Weight of the generated rows' terms in L_D and L_E (1: as heavy as the labelled
+        anomalies' term).
+    generator_margin : float >= 0, default=1.0
+        The off-the-data margin of G's objective, in units of the normal rows' median
+        nearest-neighbour distance (:func:`anoean.nn.generator.nearest_normal_margin`).
     contamination, target_false_alarm, random_state, device, verbose
         As for :class:`~anoean.models.anoean.detector.AnoEAN`.
 
@@ -388,12 +395,10 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         generated = None
         if "generators" in nets:
             n_rows = generated_rows(min(self.batch_size, int(data.Xn.shape[0])))
-            radius = boundary_radius(self.latent_dim)
             generated = Generated(
                 groups["g"],
                 nets["generators"],
                 n_rows,
-                radius,
                 float(self.generator_weight),
                 float(self.generator_margin),
             )
@@ -439,8 +444,6 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
 
     def _set_trained(self, nets: nn.ModuleDict) -> None:
         self.scorer_ = cast(PlusScorer, nets["scorer"]).eval()
-        # the trained generators, for the head's positives (dropped once it is trained)
-        self._generators = nets["generators"].eval() if "generators" in nets else None
 
     def _encode(self, X: np.ndarray) -> np.ndarray:
         """All members' codes, (n, K, d)."""
@@ -477,9 +480,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         with torch.no_grad():
             sc.u_center.copy_(torch.tensor([c for c, _ in stats], dtype=torch.float64, device=dev))
             sc.u_scale.copy_(torch.tensor([s for _, s in stats], dtype=torch.float64, device=dev))
-        labelled = bool((data.y == 1).any())
-        generated = self._generators is not None and not labelled
-        self.has_head_ = bool(self.head) and (labelled or generated) and self.fusion_weight != 1
+        self.has_head_ = bool(self.head) and bool((data.y == 1).any()) and self.fusion_weight != 1
         self.head_history_: list[float] = []
         self.fusion_weight_ = 1.0
         self.fusion_scores_ = {}
@@ -488,7 +489,6 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             self._train_head(data, val_normal)
         elif sc.head is not None:
             sc.head = None  # no labelled anomaly: the score is u(x)
-        self._generators = None
 
     def _train_head(self, data: FitData, val_normal: np.ndarray) -> None:
         """The supervised head (labelled anomalies against the other training rows), its
@@ -503,10 +503,6 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
 
         both = self._batched(parts, data.X, (sc.head_in + 1,))
         y = data.y
-        if not (y == 1).any():
-            # no labelled anomaly: the generators' rows are the head's anomalies
-            fake = self._generated_head_rows(int(y.size))
-            both, y = np.concatenate([both, fake]), np.r_[y, np.ones(fake.shape[0], y.dtype)]
         feats, u_train = torch.from_numpy(both[:, :-1]).to(dev), both[:, -1].astype(np.float64)
         shift = feats.mean(0)
         scale = feats.std(0) if feats.shape[0] > 1 else torch.ones_like(shift)
@@ -525,13 +521,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             keep[order[: int(math.floor(t * unlabelled.size))]] = 0.0
             keeps[t] = keep
         gen = torch.Generator().manual_seed(self.seed_ + 2)
-        if (data.y == 1).any():
-            weight, trim = self._fusion_weight(sc.head, f, y, keeps, u_train, gen)
-        else:  # generated anomalies: the cross-fitted criterion would rank G's rows
-            weight = 1.0 if self.fusion == "max" else DEFAULT_FUSION_WEIGHT
-            if self.fusion_weight != "auto":
-                weight = float(self.fusion_weight)
-            trim = float(self.head_trim)
+        weight, trim = self._fusion_weight(sc.head, f, y, keeps, u_train, gen)
         self.head_trim_ = trim
         init_parameters(sc.head, gen)
         self.head_history_ = _fit_head(sc.head, f, y, keeps[trim], gen)
@@ -549,23 +539,6 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             sc.h_floor.fill_(self._h_floor())
             sc.max_fusion.fill_(1.0 if self.fusion == "max" else 0.0)
         self.fusion_weight_ = weight
-
-    @torch.no_grad()
-    def _generated_head_rows(self, n: int) -> np.ndarray:
-        """``n`` rows of the trained generators (in turn), as the head's features beside
-        their mean normalised distance (what ``_train_head`` computes for real rows)."""
-        sc, gens = self.scorer_, self._generators
-        assert gens is not None
-        g = torch.Generator(device=self.device_).manual_seed(self.seed_ + 3)
-        per = -(-n // len(gens))
-        out = []
-        for net in gens:
-            xs = sample_generator(net, per, g, self.device_)
-            codes = [enc(xs) for enc in sc.encoders]
-            u = sc.normalised(sc.distances(codes))
-            feats = torch.cat([sc.raw_head_features(xs, codes, u), u.mean(1, keepdim=True)], 1)
-            out.append(feats.float().cpu().numpy())
-        return np.concatenate(out)[:n]
 
     def _h_floor(self) -> float:
         """The floor of the normalised logit: 0 (the normals' median) for the one-sided

@@ -248,14 +248,14 @@ def make_ensemble_step(
         total = torch.zeros((), device=dev)
         for disc, c in zip(discs, codes, strict=True):
             c = c.detach()
-            assert gens is None or generated is not None
             normal = trimmed_normals(c[:n_n], trim)
             z = torch.randn(n_n, c.shape[1], generator=generator, device=dev)
             logits = disc(torch.cat([z, normal, c[n_n:]])).squeeze(-1)
             m = normal.shape[0]
             rest = logits[n_n + m :]
-            total = total + anoean_discriminator_loss(logits[:n_n], logits[n_n : n_n + m], rest[:n_a])
-            if gens is not None:
+            prior, normal_l = logits[:n_n], logits[n_n : n_n + m]
+            total = total + anoean_discriminator_loss(prior, normal_l, rest[:n_a])
+            if generated is not None:
                 total = total + generated.weight * neg_log_1m_d(rest[n_a:])
         return total, {}
 
@@ -291,4 +291,3 @@ def make_ensemble_step(
 #: one step's batch: each member's codes (normal, labelled, generated rows), the normal and
 #: labelled counts, each member's generated rows and the scaled normal rows
 _Batch = tuple[list[torch.Tensor], int, int, list[torch.Tensor], torch.Tensor]
-
