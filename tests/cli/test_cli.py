@@ -682,3 +682,22 @@ def test_a_baseline_method_runs_through_every_verb(data_dir: Path, tmp_path: Pat
         "OCSVM",
         "--engine torch",
     )
+
+
+def test_fit_without_a_label_column_trains_on_unlabelled_rows(tmp_path: Path) -> None:
+    data = flows(200, seed=5)
+    del data["is_attack"]
+    src = write_table(data, tmp_path / "unlabelled.csv")
+    res = run("fit", src, "--out", tmp_path / "m", "--json", *FAST)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["anomalies"] == 0 and out["rows"] == 200
+    pipe = load_pipeline(tmp_path / "m")
+    assert pipe.label_column is None and pipe.detector.generator_used_
+    scored = run("score", tmp_path / "m", src, "--out", tmp_path / "s.csv")
+    assert scored.exit_code == 0, scored.output
+    # label values need the column they map
+    fails(
+        run("fit", src, "--out", tmp_path / "m2", "--anomaly-value", "x", *FAST),
+        "without a label column",
+    )
