@@ -18,6 +18,7 @@ from anoean.nn.generator import (
     generator_loss,
     make_generator,
     nearest_normal_margin,
+    reference_rows,
 )
 from anoean.training.neural import CORRUPTION_RATE, corrupted_normals
 
@@ -53,20 +54,26 @@ def test_generators_make_rows_and_images_of_the_input_shape():
         assert image(torch.randn(5, image.noise_dim)).shape == (5, *shape)
 
 
-def test_off_the_data_term_is_zero_far_from_the_normals_and_one_on_them():
-    xn = torch.randn(50, 6)
-    assert float(nearest_normal_margin(xn + 100.0, xn)) == 0.0
-    # a generated row on a normal row has distance 0: the full penalty
-    assert float(nearest_normal_margin(xn[:5].clone(), xn)) == pytest.approx(1.0, abs=1e-2)
-    # a wider margin penalises rows the default one lets pass
-    near = xn[:5] + 0.5 * nearest_spacing(xn)
-    assert float(nearest_normal_margin(near, xn, 3.0)) > float(nearest_normal_margin(near, xn))
-
-
-def nearest_spacing(x: torch.Tensor) -> float:
-    d = torch.cdist(x, x)
+def test_reference_rows_and_the_off_the_data_term():
+    g = torch.Generator().manual_seed(0)
+    xn = torch.randn(300, 6)
+    ref, spacing = reference_rows(xn, g)
+    assert ref.shape == (300, 6)
+    d = torch.cdist(xn, xn)
     d.fill_diagonal_(float("inf"))
-    return float(d.min(1).values.median())
+    assert spacing == pytest.approx(float(d.min(1).values.median()), rel=1e-4)
+    sub, _ = reference_rows(xn, g, max_rows=50)
+    assert sub.shape == (50, 6) and bool((sub[:, None] == xn[None]).all(-1).any(1).all())
+    assert float(nearest_normal_margin(xn + 100.0, ref, spacing)) == 0.0
+    # a generated row on a normal row has distance 0: the full penalty
+    assert float(nearest_normal_margin(xn[:5].clone(), ref, spacing)) == pytest.approx(
+        1.0, abs=1e-2
+    )
+    # a wider margin penalises rows the default one lets pass
+    near = xn[:5] + 0.5 * spacing
+    assert float(nearest_normal_margin(near, ref, 3 * spacing)) > float(
+        nearest_normal_margin(near, ref, spacing)
+    )
 
 
 def test_generator_loss_prefers_codes_on_the_fence_and_spread_over_directions():
@@ -81,7 +88,7 @@ def test_generator_loss_prefers_codes_on_the_fence_and_spread_over_directions():
     inside = center + scale * 0.2 * radius * directions
     one_way = center + scale * radius * directions[:1].expand(64, 4)
     loss = {
-        name: float(generator_loss(c, far_rows, xn, normal_codes))
+        name: float(generator_loss(c, far_rows, normal_codes, xn, 1.0))
         for name, c in [("fence", on_fence), ("inside", inside), ("one_way", one_way)]
     }
     assert loss["fence"] < 0.1

@@ -61,6 +61,8 @@ BOUNDARY_TAIL = 0.01
 NOISE_DIM = 32
 #: G's hidden widths (tables)
 GENERATOR_HIDDEN = (64, 128)
+#: the most training normals the off-the-data term measures against
+REFERENCE_ROWS = 4096
 
 
 class TableGenerator(nn.Module):
@@ -121,30 +123,48 @@ def make_generator(in_shape: Sequence[int]) -> nn.Module:
     return TableGenerator(shape[0]) if len(shape) == 1 else ImageGenerator(shape)
 
 
-def nearest_normal_margin(xg: torch.Tensor, xn: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
-    """The off-the-data term: mean of ``relu(1 - d_i / m)^2``, where ``d_i`` is the distance
-    from generated row i to its nearest normal row of the batch and ``m`` the median distance
-    from a normal row to its nearest other normal row (detached)."""
-    g, n = xg.flatten(1), xn.flatten(1)
+def reference_rows(
+    xn: torch.Tensor, generator: torch.Generator, max_rows: int = REFERENCE_ROWS
+) -> tuple[torch.Tensor, float]:
+    """The normal rows the off-the-data term measures against (all the scaled training
+    normals ``xn``, or ``max_rows`` of them drawn with ``generator``), and their spacing m:
+    the median distance from a reference row to its nearest other reference row."""
+    n = int(xn.shape[0])
+    if n > max_rows:
+        idx = torch.randperm(n, generator=generator, device=generator.device)[:max_rows]
+        xn = xn[idx.to(xn.device)]
+    ref = xn.detach().flatten(1)
+    if ref.shape[0] < 2:
+        return ref, 1.0
+    nearest = []
     with torch.no_grad():
-        dn = torch.cdist(n, n)
-        dn.fill_diagonal_(float("inf"))
-        m = dn.min(1).values.median().clamp_min(1e-6) if n.shape[0] > 1 else dn.new_tensor(1.0)
-        m = m * margin
-    dg = torch.cdist(g, n).min(1).values
+        for chunk in ref.split(1024):
+            d = torch.cdist(chunk, ref)
+            # a row's distance to itself is 0: the second smallest is its nearest other row
+            nearest.append(d.topk(2, dim=1, largest=False).values[:, 1])
+    spacing = float(torch.cat(nearest).median())
+    return ref, max(spacing, 1e-6)
+
+
+def nearest_normal_margin(xg: torch.Tensor, reference: torch.Tensor, m: float) -> torch.Tensor:
+    """The off-the-data term: mean of ``relu(1 - d_i / m)^2``, where ``d_i`` is the distance
+    from generated row i to its nearest reference normal row and ``m`` the margin (the
+    reference rows' spacing times ``generator_margin``)."""
+    dg = torch.cdist(xg.flatten(1), reference).min(1).values
     return F.relu(1.0 - dg / m).pow(2).mean()
 
 
 def generator_loss(
     codes: torch.Tensor,
     xg: torch.Tensor,
-    xn: torch.Tensor,
     normal_codes: torch.Tensor,
-    margin: float = 1.0,
+    reference: torch.Tensor,
+    margin: float,
 ) -> torch.Tensor:
-    """L_G (module docstring) of generated rows ``xg`` and their codes ``codes`` = E(xg),
-    given the batch's normal rows ``xn`` (both in the scaled input space) and their codes
-    ``normal_codes``, which set the fence (detached)."""
+    """L_G (module docstring) of generated rows ``xg`` (in the scaled input space) and their
+    codes ``codes`` = E(xg), given the step's normal codes ``normal_codes``, which set the
+    fence (detached), and the reference normal rows with the margin m of the off-the-data
+    term (:func:`reference_rows`)."""
     with torch.no_grad():
         center = normal_codes.mean(0)
         scale = normal_codes.std(0).clamp_min(1e-6) if normal_codes.shape[0] > 1 else None
@@ -156,4 +176,4 @@ def generator_loss(
     norm = rel.norm(dim=1).clamp_min(1e-6)
     encircle = (norm.log() - radius.log()).pow(2).mean()
     disperse = (rel / norm.unsqueeze(1)).mean(0).pow(2).sum()
-    return encircle + disperse + nearest_normal_margin(xg, xn, margin)
+    return encircle + disperse + nearest_normal_margin(xg, reference, margin)

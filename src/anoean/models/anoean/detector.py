@@ -47,8 +47,7 @@ from anoean.models.anoean.nets import (  # noqa: F401  (re-exported: the constan
     ENCODER_HIDDEN,
     Discriminator,
     Encoder,
-    Generated,
-    generated_rows,
+    make_generated,
     make_step,
 )
 from anoean.nn.blocks import build
@@ -302,8 +301,9 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         opt_e, opt_d = groups["e"].optimizer, groups["d"].optimizer
         generated = None
         if "generator" in nets:
-            n_rows = generated_rows(min(self.batch_size, int(data.Xn.shape[0])))
-            generated = Generated(groups["g"], nets["generator"], n_rows)
+            assert isinstance(enc, Encoder)
+            g_net, n_batch = nets["generator"], self.batch_size
+            generated = make_generated(groups["g"], g_net, enc.scaler, data.Xn, n_batch, generator)
         return make_step(enc, disc, opt_e, opt_d, data.Xn, data.Xa, generator, generated)
 
     def _make_evaluate(self, nets: nn.ModuleDict, data: FitData) -> Callable[[], float | None]:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from anoean.nn.blocks import MLP, ConvEncoder, Standardize
-from anoean.nn.generator import generator_loss
+from anoean.nn.generator import generator_loss, reference_rows
 from anoean.nn.losses import anoean_discriminator_loss, anoean_encoder_loss, neg_log_1m_d
 from anoean.training.adversarial import AdversarialStep, Group, Losses
 
@@ -78,10 +78,13 @@ class Generated:
     group: Group
     net: nn.Module
     n_rows: int
+    #: the scaled training normals the off-the-data term measures against
+    reference: torch.Tensor
+    #: the off-the-data margin m (:func:`anoean.nn.generator.reference_rows`' spacing times
+    #: ``generator_margin``)
+    margin: float
     #: weight of the generated rows' terms in L_D and L_E
     weight: float = 1.0
-    #: the off-the-data margin, in units of the normals' nearest-neighbour spacing
-    margin: float = 1.0
 
     def sample(self, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         return sample_generator(self.net, self.n_rows, generator, device)
@@ -100,6 +103,24 @@ def sample_generator(
 def generated_rows(n_normal: int) -> int:
     """Generated rows per step: half the step's normal rows, at least 16."""
     return max(16, n_normal // 2)
+
+
+def make_generated(
+    group: Group,
+    net: nn.Module,
+    scaler: nn.Module,
+    Xn: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    margin: float = 1.0,
+    weight: float = 1.0,
+) -> Generated:
+    """The generator's part of the step, with its reference rows: the training normals
+    ``Xn`` through the input ``scaler``."""
+    with torch.no_grad():
+        reference, spacing = reference_rows(scaler(Xn), generator)
+    n_rows = generated_rows(min(batch_size, int(Xn.shape[0])))
+    return Generated(group, net, n_rows, reference, spacing * margin, weight)
 
 
 def make_step(
@@ -166,8 +187,8 @@ def make_step(
 
 
 #: one generated step's batch: the codes (normal, labelled, generated), the normal and
-#: labelled counts, the generated rows and the scaled normal rows
-_GenBatch = tuple[torch.Tensor, int, int, torch.Tensor, torch.Tensor]
+#: labelled counts, and the generated rows
+_GenBatch = tuple[torch.Tensor, int, int, torch.Tensor]
 
 
 def _make_generated_step(
@@ -190,10 +211,10 @@ def _make_generated_step(
         xs = scaler(torch.cat([xn, xa]) if xa.shape[0] else xn)
         xg = generated.sample(generator, dev)
         codes = body(torch.cat([xs, xg]))
-        return codes, xn.shape[0], xa.shape[0], xg, xs[: xn.shape[0]]
+        return codes, xn.shape[0], xa.shape[0], xg
 
     def d_loss(batch: _GenBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        codes, n_n, n_a, _, _ = batch
+        codes, n_n, n_a, _ = batch
         z = torch.randn(n_n, codes.shape[1], generator=generator, device=dev)
         logits = disc(torch.cat([z, codes.detach()]))
         real, normal = logits[:n_n], logits[n_n : 2 * n_n]
@@ -202,12 +223,13 @@ def _make_generated_step(
         return loss + generated.weight * neg_log_1m_d(fake), {}
 
     def group_losses(batch: _GenBatch) -> dict[str, torch.Tensor]:
-        codes, n_n, n_a, xg, xs_n = batch
+        codes, n_n, n_a, xg = batch
         logits = disc(codes)
         normal, labelled, fake = logits[:n_n], logits[n_n : n_n + n_a], logits[n_n + n_a :]
         loss_e = anoean_encoder_loss(normal, labelled) + generated.weight * neg_log_1m_d(fake)
+        normal_codes = codes[:n_n].detach()
         loss_g = generator_loss(
-            codes[n_n + n_a :], xg, xs_n, codes[:n_n].detach(), generated.margin
+            codes[n_n + n_a :], xg, normal_codes, generated.reference, generated.margin
         )
         return {"e": loss_e, "g": loss_g}
 

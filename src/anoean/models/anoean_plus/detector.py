@@ -53,7 +53,7 @@ from anoean.core.gaussian import GaussianScorer
 from anoean.core.metrics import aucpr
 from anoean.core.splits import holdout_split
 from anoean.models.anoean.detector import pseudo_validation, uses_generator
-from anoean.models.anoean.nets import ADAM_BETAS, Generated, generated_rows
+from anoean.models.anoean.nets import ADAM_BETAS, make_generated
 from anoean.models.anoean_plus.nets import (
     INPUT_KINDS,
     Discriminators,
@@ -394,13 +394,16 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     ) -> Callable[[torch.Tensor, torch.Tensor], Losses]:
         generated = None
         if "generators" in nets:
-            n_rows = generated_rows(min(self.batch_size, int(data.Xn.shape[0])))
-            generated = Generated(
+            scorer = cast(PlusScorer, nets["scorer"])
+            generated = make_generated(
                 groups["g"],
                 nets["generators"],
-                n_rows,
-                float(self.generator_weight),
+                scorer.scaler,
+                data.Xn,
+                self.batch_size,
+                generator,
                 float(self.generator_margin),
+                float(self.generator_weight),
             )
         return make_ensemble_step(
             cast(PlusScorer, nets["scorer"]),

@@ -236,15 +236,15 @@ def make_ensemble_step(
         xn, xa = Xn[idx_n], Xa[idx_a]
         x = torch.cat([xn, xa]) if xa.shape[0] else xn
         if gens is None:
-            return scorer.codes(x), xn.shape[0], xa.shape[0], [], x[:0]
+            return scorer.codes(x), xn.shape[0], xa.shape[0], []
         assert generated is not None
         xs = scorer.scaler(x)
         fakes = [sample_generator(g, generated.n_rows, generator, dev) for g in gens]
         codes = [enc(torch.cat([xs, xg])) for enc, xg in zip(scorer.encoders, fakes, strict=True)]
-        return codes, xn.shape[0], xa.shape[0], fakes, xs[: xn.shape[0]]
+        return codes, xn.shape[0], xa.shape[0], fakes
 
     def d_loss(batch: _Batch) -> tuple[torch.Tensor, dict]:
-        codes, n_n, n_a, _, _ = batch
+        codes, n_n, n_a, _ = batch
         total = torch.zeros((), device=dev)
         for disc, c in zip(discs, codes, strict=True):
             c = c.detach()
@@ -260,7 +260,7 @@ def make_ensemble_step(
         return total, {}
 
     def e_loss(batch: _Batch) -> dict[str, torch.Tensor]:
-        codes, n_n, n_a, fakes, xs_n = batch
+        codes, n_n, n_a, fakes = batch
         total = torch.zeros((), device=dev)
         loss_g = torch.zeros((), device=dev)
         for k, (disc, c) in enumerate(zip(discs, codes, strict=True)):
@@ -272,7 +272,11 @@ def make_ensemble_step(
                 assert generated is not None
                 total = total + generated.weight * neg_log_1m_d(logits[m + n_a :])
                 loss_g = loss_g + generator_loss(
-                    c[n_n + n_a :], fakes[k], xs_n, c[:n_n].detach(), generated.margin
+                    c[n_n + n_a :],
+                    fakes[k],
+                    c[:n_n].detach(),
+                    generated.reference,
+                    generated.margin,
                 )
         return {"e": total} if gens is None else {"e": total, "g": loss_g}
 
@@ -289,5 +293,5 @@ def make_ensemble_step(
 
 
 #: one step's batch: each member's codes (normal, labelled, generated rows), the normal and
-#: labelled counts, each member's generated rows and the scaled normal rows
-_Batch = tuple[list[torch.Tensor], int, int, list[torch.Tensor], torch.Tensor]
+#: labelled counts, and each member's generated rows
+_Batch = tuple[list[torch.Tensor], int, int, list[torch.Tensor]]
