@@ -128,7 +128,8 @@ def reference_rows(
 ) -> tuple[torch.Tensor, float]:
     """The normal rows the off-the-data term measures against (all the scaled training
     normals ``xn``, or ``max_rows`` of them drawn with ``generator``), and their spacing m:
-    the median distance from a reference row to its nearest other reference row."""
+    the (1 - :data:`BOUNDARY_TAIL`) quantile of the distance from a reference row to its
+    nearest other reference row: a new normal row is rarely farther from the data."""
     n = int(xn.shape[0])
     if n > max_rows:
         idx = torch.randperm(n, generator=generator, device=generator.device)[:max_rows]
@@ -142,7 +143,7 @@ def reference_rows(
             d = torch.cdist(chunk, ref)
             # a row's distance to itself is 0: the second smallest is its nearest other row
             nearest.append(d.topk(2, dim=1, largest=False).values[:, 1])
-    spacing = float(torch.cat(nearest).median())
+    spacing = float(torch.quantile(torch.cat(nearest), 1.0 - BOUNDARY_TAIL))
     return ref, max(spacing, 1e-6)
 
 
