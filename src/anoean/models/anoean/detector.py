@@ -434,10 +434,15 @@ class AnoEAN(TransformerMixin, NeuralDetector):
         self._set_scoring_tensors()
 
 
-def uses_generator(generate_anomalies: bool | str, data: FitData) -> bool:
+def uses_generator(generate_anomalies: bool | str, data: FitData | np.ndarray | None) -> bool:
     """Whether the anomaly generator trains: ``generate_anomalies`` True, or "auto" and no
-    labelled anomaly in the training or validation labels."""
+    labelled anomaly in the training or validation labels (``data``, or the labels; None:
+    there are labelled anomalies)."""
     if generate_anomalies == "auto":
+        if data is None:
+            return False
+        if isinstance(data, np.ndarray):
+            return not bool((data == 1).any())
         return not bool((data.y == 1).any() or (data.y_val == 1).any())
     return bool(generate_anomalies)
 

@@ -63,7 +63,7 @@ from anoean.models.anoean_plus.nets import (
 from anoean.nn.blocks import build, init_parameters
 from anoean.nn.generator import make_generator
 from anoean.training.adversarial import Group, Losses
-from anoean.training.neural import FitData, NeuralDetector
+from anoean.training.neural import FitData, NeuralDetector, corrupted_normals
 
 logger = logging.getLogger("anoean")
 
@@ -181,7 +181,10 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     generate_anomalies : bool or "auto", default="auto"
         Train one learned anomaly generator per member against its encoder and
         discriminator (:mod:`anoean.nn.generator`), whose samples join the anomaly terms of
-        L_D and L_E. "auto": when ``y`` holds no labelled anomaly. Not saved; scoring never
+        L_D and L_E. "auto": when ``y`` holds no labelled anomaly, train with the generators
+        and without, and keep the model whose held-out normals separate better from
+        corrupted copies of them (``generator_selection_``; it costs a second fit). Not
+        saved; scoring never
         needs it. The head is trained on labelled anomalies only (trained on the generators'
         rows, it lost on the development split).
     generator_weight : float >= 0, default=1.0
@@ -211,7 +214,13 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     head_trim_ : float
         The head trim used.
     generator_used_ : bool
-        Whether the anomaly generators trained.
+        Whether the kept model trained with the anomaly generators.
+    generator_selection_ : dict
+        With ``generate_anomalies="auto"`` and no labelled anomaly: the AUROC of the held-out
+        validation normals against corrupted copies of them
+        (:func:`anoean.training.neural.corrupted_normals`) for the model trained with the
+        generators ("generator") and without ("plain"); the higher is kept (a tie keeps
+        "plain"). Empty otherwise.
 
     Examples
     --------
@@ -367,8 +376,56 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         va = normal[va_n]
         return FitData(X[tr], y[tr], X[va], y[va], X, tr, va, "X (training data)")
 
+    def _fit(
+        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The fit template; with ``generate_anomalies="auto"`` and no labelled anomaly, run
+        twice (with the generators and without) and keep the model whose validation normals
+        separate better from corrupted copies of them (:meth:`_pseudo_auroc`)."""
+        labelled = bool((y == 1).any()) or (y_val is not None and bool((y_val == 1).any()))
+        self.generator_selection_: dict[str, float] = {}
+        if self.generate_anomalies != "auto" or labelled:
+            self._generate = uses_generator(self.generate_anomalies, None if labelled else y)
+            out = super()._fit(X, y, X_val, y_val)
+            del self._val_normals
+            return out
+        fits = {}
+        for name, generate in (("generator", True), ("plain", False)):
+            self._generate = generate
+            scores = super()._fit(X, y, X_val, y_val)
+            auc = self._pseudo_auroc()
+            fits[name] = (auc, scores, self._fitted_state())
+            self.generator_selection_[name] = auc
+        keep = "generator" if fits["generator"][0] > fits["plain"][0] else "plain"
+        _, scores, state = fits[keep]
+        self.__dict__.update(state)
+        self.generator_selection_ = {k: v[0] for k, v in fits.items()}
+        self.fit_time_ = sum(v[2]["fit_time_"] for v in fits.values())
+        del self._val_normals
+        return scores
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """The attributes one run of the fit template set (to keep the chosen run's)."""
+        return {
+            k: v for k, v in self.__dict__.items() if k.endswith("_") and not k.startswith("__")
+        }
+
+    def _pseudo_auroc(self) -> float:
+        """AUROC of the held-out validation normals (0) against corrupted copies of them (1)
+        (:func:`anoean.training.neural.corrupted_normals`): how well the model has learned
+        the normal rows' joint structure, from normal rows alone."""
+        from sklearn.metrics import roc_auc_score
+
+        normals = self._val_normals
+        if normals.shape[0] < 2:
+            return 0.5
+        fake = corrupted_normals(normals, np.random.default_rng([self.seed_, 17]))
+        scores = np.r_[self._anomaly_score(normals), self._anomaly_score(fake)]
+        labels = np.r_[np.zeros(normals.shape[0]), np.ones(fake.shape[0])]
+        return float(roc_auc_score(labels, scores)) if np.isfinite(scores).all() else 0.0
+
     def _check_data(self, data: FitData) -> None:
-        self.generator_used_ = uses_generator(self.generate_anomalies, data)
+        self.generator_used_ = bool(self._generate)
 
     def _scaler(self, nets: nn.ModuleDict) -> Any:
         return nets["scorer"].scaler
@@ -476,6 +533,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             sc.weight.fill_(1.0)
         # normalise each member's log(1 + distance) on the held-out normals
         val_normal = data.X_val[data.y_val == 0]
+        self._val_normals = val_normal
         dist_v = self._batched(
             lambda x: sc.distances(sc.codes(x)), val_normal, (self.n_members,), dtype=np.float64
         )
@@ -626,6 +684,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     def _extra_state(self) -> dict[str, Any]:
         return {
             "generator_used_": self.generator_used_,
+            "generator_selection_": self.generator_selection_,
             "has_head_": self.has_head_,
             "head_history_": self.head_history_,
             "fusion_weight_": self.fusion_weight_,
@@ -639,6 +698,9 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     def _restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.has_head_ = bool(state["has_head_"])
         self.generator_used_ = bool(state.get("generator_used_", False))
+        self.generator_selection_ = {
+            str(k): float(v) for k, v in state.get("generator_selection_", {}).items()
+        }
         self.head_history_ = [float(v) for v in state.get("head_history_", [])]
         self.fusion_weight_ = float(state.get("fusion_weight_", 1.0))
         self.head_trim_ = float(state.get("head_trim_", 0.0))
