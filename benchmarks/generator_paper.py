@@ -140,6 +140,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--data-home", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variants", default=None, help="comma-separated (default: all)")
     ap.add_argument("--summary-only", action="store_true")
     args = ap.parse_args()
     import torch
@@ -148,6 +149,10 @@ def main() -> None:
     out: Path = args.out or OUT[args.study]
     seeds = [int(s) for s in args.seeds.split(",")] if "," in args.seeds else range(int(args.seeds))
     cases: list[int | None] = [None] if args.study == "unseen" else list(range(10))
+    variants = args.variants.split(",") if args.variants else list(VARIANTS[args.study])
+    unknown = sorted(set(variants) - set(VARIANTS[args.study]))
+    if unknown:
+        ap.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS[args.study])}")
     done = set()
     if out.is_file():
         for line in out.read_text().splitlines():
@@ -156,7 +161,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     for seed in [] if args.summary_only else seeds:
         for case in cases:
-            for variant in VARIANTS[args.study]:
+            for variant in variants:
                 if (seed, case, variant) in done:
                     continue
                 rec = run(args.study, seed, case, variant, args.data_home)
