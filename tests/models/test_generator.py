@@ -205,7 +205,7 @@ def test_anoeanplus_auto_keeps_the_better_of_generator_and_plain(tmp_path):
 
     assert losses(plus.history_) == losses(kept.history_)
     assert not np.array_equal(forced[True].anomaly_score(X), forced[False].anomaly_score(X))
-    assert not hasattr(plus, "_val_normals")  # the held-out rows are not kept
+    assert not hasattr(plus, "_pseudo_rows")  # the rows are not kept
     path = plus.save(tmp_path / "m")
     back = load(path)
     assert back.generator_used_ == plus.generator_used_ and back.generator_selection_ == sel

@@ -80,6 +80,8 @@ HEAD_WEIGHT_DECAY = 1e-4
 #: distance finds (tests/models/test_anoean_plus.py)
 FUSION_GRID = (0.25, 0.5, 0.75, 1.0)
 MIN_LABELLED_FOR_AUTO = 10
+#: the most rows whose corrupted copies judge generate_anomalies="auto"'s choice
+PSEUDO_ROWS = 4096
 DEFAULT_FUSION_WEIGHT = 0.5
 
 
@@ -387,7 +389,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         if self.generate_anomalies != "auto" or labelled:
             self._generate = uses_generator(self.generate_anomalies, None if labelled else y)
             out = super()._fit(X, y, X_val, y_val)
-            del self._val_normals
+            del self._pseudo_rows
             return out
         fits = {}
         for name, generate in (("generator", True), ("plain", False)):
@@ -401,7 +403,7 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         self.__dict__.update(state)
         self.generator_selection_ = {k: v[0] for k, v in fits.items()}
         self.fit_time_ = sum(v[2]["fit_time_"] for v in fits.values())
-        del self._val_normals
+        del self._pseudo_rows
         return scores
 
     def _fitted_state(self) -> dict[str, Any]:
@@ -411,12 +413,12 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
         }
 
     def _pseudo_auroc(self) -> float:
-        """AUROC of the held-out validation normals (0) against corrupted copies of them (1)
-        (:func:`anoean.training.neural.corrupted_normals`): how well the model has learned
-        the normal rows' joint structure, from normal rows alone."""
+        """AUROC of the rows given to ``fit`` (0; at most :data:`PSEUDO_ROWS` of them) against
+        corrupted copies of them (1) (:func:`anoean.training.neural.corrupted_normals`): how
+        well the model has learned the rows' joint structure, without any label."""
         from sklearn.metrics import roc_auc_score
 
-        normals = self._val_normals
+        normals = self._pseudo_rows
         if normals.shape[0] < 2:
             return 0.5
         fake = corrupted_normals(normals, np.random.default_rng([self.seed_, 17]))
@@ -533,7 +535,12 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
             sc.weight.fill_(1.0)
         # normalise each member's log(1 + distance) on the held-out normals
         val_normal = data.X_val[data.y_val == 0]
-        self._val_normals = val_normal
+        # the rows whose corrupted copies judge "auto"'s choice: every row given to fit (no
+        # label is used), at most PSEUDO_ROWS of them
+        rng = np.random.default_rng([self.seed_, 19])
+        n_all = data.X_all.shape[0]
+        pick = rng.choice(n_all, PSEUDO_ROWS, replace=False) if n_all > PSEUDO_ROWS else None
+        self._pseudo_rows = data.X_all if pick is None else data.X_all[np.sort(pick)]
         dist_v = self._batched(
             lambda x: sc.distances(sc.codes(x)), val_normal, (self.n_members,), dtype=np.float64
         )
