@@ -102,3 +102,15 @@ def model(data_dir: Path) -> Path:
     assert res.exit_code == 0, res.output
     assert "AUC-PR" in res.output and f"wrote {out}" in res.output
     return out
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (restored after): small models train faster so on
+    the 2 cores, and a test's timing does not depend on what runs beside it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

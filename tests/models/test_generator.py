@@ -25,12 +25,7 @@ from anoean.training.neural import CORRUPTION_RATE, corrupted_normals
 FAST = {"device": "cpu", "random_state": 0, "latent_dim": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _subspace(seed: int = 0, n: int = 1200, n_anom: int = 120):

@@ -214,6 +214,17 @@ class PairDiscriminator(nn.Module):
 # ------------------------------------------------------------------------- image (MNIST) nets
 
 
+def deconv_layers(c_out: int) -> list[nn.Module]:
+    """Two 4x4 stride-2 transposed convolutions, 128 -> 64 (batch norm, ReLU) -> ``c_out``:
+    the upsampling of the MNIST generators (with no output activation)."""
+    return [
+        nn.ConvTranspose2d(128, 64, 4, 2, 1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.ConvTranspose2d(64, c_out, 4, 2, 1),
+    ]
+
+
 class ConvGenerator(nn.Module):
     """The MNIST generator (AnoGAN, EGBAD): z -> 1024 -> 128 x h0 x w0 (batch norm, ReLU),
     two 4x4 stride-2 transposed convolutions 128 -> 64 -> C, tanh output, cropped to (H, W).
@@ -234,13 +245,7 @@ class ConvGenerator(nn.Module):
             nn.BatchNorm1d(128 * self.h0 * self.w0),
             nn.ReLU(),
         )
-        self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(128, 64, 4, 2, 1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.ConvTranspose2d(64, c, 4, 2, 1),
-            nn.Tanh(),
-        )
+        self.deconv = nn.Sequential(*deconv_layers(c), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.deconv(self.fc(z).view(-1, 128, self.h0, self.w0))

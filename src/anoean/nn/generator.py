@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anoean.nn.blocks import MLP, describe
+from anoean.nn.gan import deconv_layers
 
 #: share of the normal codes outside the fence r_b
 BOUNDARY_TAIL = 0.01
@@ -95,12 +96,7 @@ class ImageGenerator(nn.Module):
             nn.BatchNorm1d(128 * self.h0 * self.w0),
             nn.ReLU(),
         )
-        self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(128, 64, 4, 2, 1),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.ConvTranspose2d(64, c, 4, 2, 1),
-        )
+        self.deconv = nn.Sequential(*deconv_layers(c))
 
     def forward(self, eps: torch.Tensor) -> torch.Tensor:
         x = self.deconv(self.fc(eps).view(-1, 128, self.h0, self.w0))
