@@ -220,3 +220,18 @@ def test_anoeanplus_generator_beside_labelled_anomalies_and_its_knobs():
     assert both.generator_used_ and both.has_head_ and "loss_g" in both.history_[0]
     with pytest.raises(ValueError, match="generator_margin"):
         AnoEANPlus(**kw, generator_margin=-1.0).fit(Xl, y)
+
+
+def test_anoeanplus_patience_without_labels_stops_on_the_corrupted_normals():
+    X, _ = _subspace()
+    kw = {"device": "cpu", "random_state": 0, "max_epochs": 6, "generate_anomalies": False}
+    det = AnoEANPlus(**kw, patience=2).fit(X)
+    scores = [h["val_aucpr"] for h in det.history_]
+    assert all(s is not None and 0.0 <= s <= 1.0 for s in scores)
+    assert (
+        det.best_epoch_
+        == det.history_[max(range(len(scores)), key=lambda i: (scores[i], i))]["epoch"]
+    )
+    # without patience no signal is computed: a fixed budget
+    plain = AnoEANPlus(**kw).fit(X)
+    assert all(h["val_aucpr"] is None for h in plain.history_) and plain.n_epochs_ == 6
