@@ -70,13 +70,17 @@ def test_killed_score_leaves_nothing_behind(model: Path, tmp_path: Path, sig) ->
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.Popen(
         [sys.executable, "-m", "anoean", "score", str(model), str(big),
-         "--out", str(out_dir / "s.parquet"), "--batch-rows", "2000", "--engine", "torch"],
+         "--out", str(out_dir / "s.parquet"), "--batch-rows", "200", "--engine", "torch"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.time() + 60
     while time.time() < deadline and not os.listdir(out_dir):  # the temporary file appears
         time.sleep(0.01)
     assert os.listdir(out_dir), "scoring never started writing"
+    # small batches keep the run going for seconds after its first write, so that the signal
+    # lands mid-run even on a loaded machine (with 2,000-row batches a loaded CI machine once
+    # finished all 200,000 rows before the signal arrived)
+    assert proc.poll() is None, "scoring finished before it could be interrupted"
     proc.send_signal(sig)
     proc.wait(timeout=60)
     assert proc.returncode != 0
