@@ -1,5 +1,14 @@
-"""The paper's metrics (public path; they live in :mod:`anoean.core.metrics`)."""
+"""The paper's metrics, and scikit-learn scorers built on the anomaly score (public path;
+they live in :mod:`anoean.core.metrics`)."""
 
-from anoean.core.metrics import BestF1, aucpr, auroc, best_f1, evaluate
+from anoean.core.metrics import (
+    BestF1,
+    aucpr,
+    aucpr_scorer,
+    auroc,
+    auroc_scorer,
+    best_f1,
+    evaluate,
+)
 
-__all__ = ["BestF1", "aucpr", "auroc", "best_f1", "evaluate"]
+__all__ = ["BestF1", "aucpr", "aucpr_scorer", "auroc", "auroc_scorer", "best_f1", "evaluate"]

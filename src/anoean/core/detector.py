@@ -272,6 +272,23 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     @abstractmethod
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray: ...
 
+    def score(self, X: Any, y: Any) -> float:
+        """The AUC-PR of :meth:`anomaly_score` on X against ``y`` (1 = anomaly, 0 = normal):
+        higher is better, so GridSearchCV and cross_val_score without ``scoring`` select
+        the better detector. (The stock ``scoring="average_precision"`` and ``"roc_auc"``
+        rank by :meth:`decision_function`, higher for more normal points, and come out
+        inverted: use :func:`anoean.metrics.aucpr_scorer` or ``auroc_scorer`` instead.)
+
+        Raises
+        ------
+        ValueError
+            ``y`` is not binary or lacks one of the two classes (each fold of a
+            cross-validation needs anomalies: use a ``StratifiedKFold``).
+        """
+        from anoean.core.metrics import aucpr
+
+        return aucpr(np.asarray(y), self.anomaly_score(X))
+
     def score_samples(self, X: Any) -> np.ndarray:
         """``-anomaly_score(X)``: scikit-learn's sign, higher for more normal points."""
         return -self.anomaly_score(X)
