@@ -81,3 +81,24 @@ def test_scorers_accept_a_pipeline_without_anomaly_score():
     expected = aucpr(y, pipe[-1].anomaly_score(X[:, [0]]))
     assert aucpr_scorer(pipe, X, y) == pytest.approx(expected)
     assert pipe.score(X, y) == pytest.approx(expected)
+
+
+def test_transform_names_its_columns_and_follows_set_output():
+    pd = pytest.importorskip("pandas")
+    from anoean import AnoEAN, AnoEANPlus
+
+    X, _ = _data()
+    kw = {"max_epochs": 1, "latent_dim": 3, "device": "cpu", "random_state": 0}
+    det = AnoEAN(**kw).fit(X)
+    assert list(det.get_feature_names_out()) == ["anoean0", "anoean1", "anoean2"]
+    codes = det.transform(X[:4])
+    det.set_output(transform="pandas")
+    frame = det.transform(X[:4])
+    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == [
+        "anoean0",
+        "anoean1",
+        "anoean2",
+    ]
+    np.testing.assert_array_equal(frame.to_numpy(), codes)
+    plus = AnoEANPlus(**kw, n_members=2).fit(X)
+    assert len(plus.get_feature_names_out()) == 6 == plus.transform(X[:2]).shape[1]

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -58,7 +58,7 @@ from anoean.training.neural import INFERENCE_BATCH, FitData, NeuralDetector, cor
 logger = logging.getLogger("anoean")
 
 
-class AnoEAN(TransformerMixin, NeuralDetector):
+class AnoEAN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetector):
     """Semi-supervised anomaly detector with an Encoding Adversarial Network.
 
     Parameters
@@ -398,6 +398,12 @@ class AnoEAN(TransformerMixin, NeuralDetector):
 
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return self._batched(self._score_tensor, X, dtype=np.float64)
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of :meth:`transform`: ``get_feature_names_out`` names them "anoean0" to
+        "anoean{d-1}", and ``set_output(transform="pandas")`` uses those names."""
+        return int(self.latent_dim)
 
     def transform(self, X: Any) -> np.ndarray:
         """The latent codes E(x), shape (n, latent_dim)."""

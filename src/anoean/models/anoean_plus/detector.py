@@ -45,7 +45,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
@@ -129,7 +129,7 @@ def _robust_scale(values: np.ndarray) -> tuple[float, float]:
     return float(med), float(max(q75 - q25, 1e-6))
 
 
-class AnoEANPlus(TransformerMixin, NeuralDetector):
+class AnoEANPlus(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetector):
     """AnoEAN's encoders with trimmed training, an ensemble and a fused supervised head.
 
     Parameters
@@ -681,6 +681,13 @@ class AnoEANPlus(TransformerMixin, NeuralDetector):
     # ------------------------------------------------------------------- scoring
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return self._batched(self.scorer_, X, dtype=np.float64)
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of :meth:`transform` (every member's code in turn):
+        ``get_feature_names_out`` names them "anoeanplus0", "anoeanplus1", ..., and
+        ``set_output(transform="pandas")`` uses those names."""
+        return int(self.n_members * self.latent_dim)
 
     def transform(self, X: Any) -> np.ndarray:
         """Every member's latent code, side by side: shape (n, n_members * latent_dim)."""
