@@ -701,3 +701,32 @@ def test_fit_without_a_label_column_trains_on_unlabelled_rows(tmp_path: Path) ->
         run("fit", src, "--out", tmp_path / "m2", "--anomaly-value", "x", *FAST),
         "without a label column",
     )
+
+
+def test_fit_announces_how_training_ended(tmp_path: Path) -> None:
+    data = flows(400, seed=6)
+    # a validation signal that keeps improving would never stop: make it noisy and short
+    res = run(
+        "fit", write_table(data, tmp_path / "t.csv"), "--label-column", "is_attack",
+        "--out", tmp_path / "m", "--method", "anoean", "--param", "max_epochs=30",
+        "--param", "patience=1", "--param", "device=cpu", "--quiet", "--seed", "1",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    fit = load_pipeline(tmp_path / "m").meta["fit"]
+    assert {"epochs", "max_epochs", "best_epoch", "best_val_aucpr", "stopped_early"} <= set(fit)
+    assert fit["max_epochs"] == 30 and 1 <= fit["best_epoch"] <= fit["epochs"] <= 30
+    if fit["stopped_early"]:
+        assert f"early stopping: stopped at epoch {fit['epochs']} of 30" in res.output
+        assert fit["epochs"] == fit["best_epoch"] + 1  # patience 1
+    else:
+        assert f"trained {fit['epochs']} of 30 epochs" in res.output
+    assert f"kept epoch {fit['best_epoch']} (validation AUC-PR {fit['best_val_aucpr']:.4f})" in (
+        res.output
+    )
+    # the kernel baselines train no epochs and say nothing about them
+    ocsvm = run(
+        "fit", tmp_path / "t.csv", "--label-column", "is_attack", "--out", tmp_path / "o",
+        "--method", "ocsvm", "--quiet",
+    )  # fmt: skip
+    assert ocsvm.exit_code == 0 and "kept epoch" not in ocsvm.output
+    assert "epochs" not in load_pipeline(tmp_path / "o").meta["fit"]

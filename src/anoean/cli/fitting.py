@@ -163,8 +163,24 @@ def _fit_summary(data: Path, rep: Any, path: Path) -> list[str]:
         f"{rep.n_val} held-out rows (also used to set the threshold, and by neural models "
         "to stop early):",
         *_metrics_lines(rep.val_metrics),
+        *_training_lines(rep.pipeline.meta["fit"]),
         f"wrote {path}/",
     ]
+
+
+def _training_lines(fit: dict[str, Any]) -> list[str]:
+    """How training ended: where early stopping stopped, the epoch kept and its validation
+    AUC-PR (nothing for the kernel baselines)."""
+    if "epochs" not in fit:
+        return []
+    best, auc = fit["best_epoch"], fit["best_val_aucpr"]
+    kept = f"kept epoch {best}" + (f" (validation AUC-PR {auc:.4f})" if auc is not None else "")
+    if fit["stopped_early"]:
+        return [
+            f"  early stopping: stopped at epoch {fit['epochs']} of {fit['max_epochs']}, no "
+            f"better validation AUC-PR since epoch {best}; {kept}"
+        ]
+    return [f"  trained {fit['epochs']} of {fit['max_epochs']} epochs; {kept}"]
 
 
 @click.command()

@@ -142,6 +142,7 @@ def fit_pipeline(
         "train_rows": int(tr.size),
         "validation_rows": int(va.size),
         "source": str(source),
+        **_training(det),
     }
     meta = _meta(
         table,
@@ -166,6 +167,29 @@ def fit_pipeline(
         int(va.size),
         metrics,
     )
+
+
+def _training(det: Any) -> dict[str, Any]:
+    """How a neural detector's training ended (nothing for the kernel baselines): the epochs
+    run, the epoch kept, its validation AUC-PR (None without a validation signal), and
+    whether early stopping ended the run."""
+    history = getattr(det, "history_", None)
+    if not history:
+        return {}
+    best = int(det.best_epoch_)
+    kept: dict[str, Any] = next((h for h in history if h.get("epoch") == best), {})
+    patience = getattr(det, "patience", None)
+    ran = len(history)
+    stopped = (
+        patience is not None and ran < int(det.max_epochs) and kept.get("val_aucpr") is not None
+    )
+    return {
+        "epochs": ran,
+        "max_epochs": int(det.max_epochs),
+        "best_epoch": best,
+        "best_val_aucpr": kept.get("val_aucpr"),
+        "stopped_early": bool(stopped),
+    }
 
 
 def _labels(
