@@ -61,6 +61,10 @@ def test_score_refuses_an_existing_output(model: Path, data_dir: Path, tmp_path:
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_killed_score_leaves_nothing_behind(model: Path, tmp_path: Path, sig) -> None:
     big = tmp_path / "big.csv"
@@ -72,6 +76,9 @@ def test_killed_score_leaves_nothing_behind(model: Path, tmp_path: Path, sig) ->
         [sys.executable, "-m", "anoean", "score", str(model), str(big),
          "--out", str(out_dir / "s.parquet"), "--batch-rows", "200", "--engine", "torch"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # a suite started in the background (nohup ... &) runs with SIGINT ignored, and a
+        # child inherits that: it would then rightly ignore the Ctrl-C this test sends
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     deadline = time.time() + 60
     while time.time() < deadline and not os.listdir(out_dir):  # the temporary file appears
