@@ -74,6 +74,18 @@ def corrupted_normals(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return mixed.astype(X.dtype, copy=False).reshape(X.shape)
 
 
+def with_corrupted_copies(normals: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``normals`` followed by their :func:`corrupted_normals` copies (drawn from ``seed``),
+    and the labels (0, then 1 for a copy): the pseudo-anomaly validation set of the
+    detectors trained without labelled anomalies. Fewer than 2 rows get no copies."""
+    n = normals.shape[0]
+    if n < 2:
+        return normals, np.zeros(n, dtype=np.int64)
+    fake = corrupted_normals(normals, np.random.default_rng([seed, 17]))
+    labels = np.r_[np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)]
+    return np.concatenate([normals, fake]), labels
+
+
 def finite_weights(module: nn.Module) -> bool:
     """True when every floating-point parameter and buffer of ``module`` is finite."""
     return all(

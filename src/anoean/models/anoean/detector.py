@@ -53,7 +53,12 @@ from anoean.models.anoean.nets import (  # noqa: F401  (re-exported: the constan
 from anoean.nn.blocks import build
 from anoean.nn.generator import make_generator
 from anoean.training.adversarial import Group, Losses
-from anoean.training.neural import INFERENCE_BATCH, FitData, NeuralDetector, corrupted_normals
+from anoean.training.neural import (
+    INFERENCE_BATCH,
+    FitData,
+    NeuralDetector,
+    with_corrupted_copies,
+)
 
 logger = logging.getLogger("anoean")
 
@@ -440,15 +445,10 @@ class AnoEAN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetector):
         self._set_scoring_tensors()
 
 
-def uses_generator(generate_anomalies: bool | str, data: FitData | np.ndarray | None) -> bool:
+def uses_generator(generate_anomalies: bool | str, data: FitData) -> bool:
     """Whether the anomaly generator trains: ``generate_anomalies`` True, or "auto" and no
-    labelled anomaly in the training or validation labels (``data``, or the labels; None:
-    there are labelled anomalies)."""
+    labelled anomaly in the training or validation labels."""
     if generate_anomalies == "auto":
-        if data is None:
-            return False
-        if isinstance(data, np.ndarray):
-            return not bool((data == 1).any())
         return not bool((data.y == 1).any() or (data.y_val == 1).any())
     return bool(generate_anomalies)
 
@@ -459,8 +459,5 @@ def pseudo_validation(
     """The validation normals and their corrupted copies
     (:func:`anoean.training.neural.corrupted_normals`, drawn from ``seed``), as the rows to
     encode and their labels (1 for a corrupted copy)."""
-    normals = data.X_val[data.y_val == 0]
-    fake = corrupted_normals(normals, np.random.default_rng([seed, 17]))
-    rows = np.concatenate([normals, fake]) if normals.shape[0] >= 2 else normals
-    labels = np.r_[np.zeros(normals.shape[0]), np.ones(rows.shape[0] - normals.shape[0])]
-    return torch.from_numpy(np.ascontiguousarray(rows)).to(device), labels.astype(np.int64)
+    rows, labels = with_corrupted_copies(data.X_val[data.y_val == 0], seed)
+    return torch.from_numpy(np.ascontiguousarray(rows)).to(device), labels

@@ -52,7 +52,7 @@ from torch import nn
 from anoean.core.gaussian import GaussianScorer
 from anoean.core.metrics import aucpr
 from anoean.core.splits import holdout_split
-from anoean.models.anoean.detector import pseudo_validation, uses_generator
+from anoean.models.anoean.detector import pseudo_validation
 from anoean.models.anoean.nets import ADAM_BETAS, make_generated
 from anoean.models.anoean_plus.nets import (
     INPUT_KINDS,
@@ -63,7 +63,7 @@ from anoean.models.anoean_plus.nets import (
 from anoean.nn.blocks import build, init_parameters
 from anoean.nn.generator import make_generator
 from anoean.training.adversarial import Group, Losses
-from anoean.training.neural import FitData, NeuralDetector, corrupted_normals
+from anoean.training.neural import FitData, NeuralDetector, with_corrupted_copies
 
 logger = logging.getLogger("anoean")
 
@@ -385,12 +385,14 @@ class AnoEANPlus(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetect
         self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The fit template; with ``generate_anomalies="auto"`` and no labelled anomaly, run
-        twice (with the generators and without) and keep the model whose validation normals
-        separate better from corrupted copies of them (:meth:`_pseudo_auroc`)."""
+        twice (with the generators and without) and keep the model under which the rows
+        given to ``fit`` separate better from corrupted copies of them
+        (:meth:`_pseudo_auroc`)."""
         labelled = bool((y == 1).any()) or (y_val is not None and bool((y_val == 1).any()))
         self.generator_selection_: dict[str, float] = {}
         if self.generate_anomalies != "auto" or labelled:
-            self._generate = uses_generator(self.generate_anomalies, None if labelled else y)
+            # "auto" with labelled anomalies: no generator
+            self._generate = self.generate_anomalies is True
             out = super()._fit(X, y, X_val, y_val)
             del self._pseudo_rows
             return out
@@ -400,7 +402,6 @@ class AnoEANPlus(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetect
             scores = super()._fit(X, y, X_val, y_val)
             auc = self._pseudo_auroc()
             fits[name] = (auc, scores, self._fitted_state())
-            self.generator_selection_[name] = auc
         keep = "generator" if fits["generator"][0] > fits["plain"][0] else "plain"
         _, scores, state = fits[keep]
         self.__dict__.update(state)
@@ -421,12 +422,12 @@ class AnoEANPlus(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetect
         well the model has learned the rows' joint structure, without any label."""
         from sklearn.metrics import roc_auc_score
 
-        normals = self._pseudo_rows
-        if normals.shape[0] < 2:
-            return 0.5
-        fake = corrupted_normals(normals, np.random.default_rng([self.seed_, 17]))
-        scores = np.r_[self._anomaly_score(normals), self._anomaly_score(fake)]
-        labels = np.r_[np.zeros(normals.shape[0]), np.ones(fake.shape[0])]
+        rows, labels = with_corrupted_copies(self._pseudo_rows, self.seed_)
+        n = self._pseudo_rows.shape[0]
+        if n == rows.shape[0]:
+            return 0.5  # fewer than 2 rows: no copies
+        # the rows and their copies scored apart, as the batches they always were
+        scores = np.r_[self._anomaly_score(rows[:n]), self._anomaly_score(rows[n:])]
         return float(roc_auc_score(labels, scores)) if np.isfinite(scores).all() else 0.0
 
     def _check_data(self, data: FitData) -> None:
