@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,25 @@ from anoean.cli.common import (
     help="Warn when a categorical column has more levels than this (each level is a feature).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it already holds an anoean model.")
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Train data-parallel (DistributedDataParallel) across the processes of a torchrun "
+    "launch: torchrun --standalone --nproc_per_node 2 -m anoean fit ... --distributed "
+    "(gloo on CPU, NCCL on GPUs; docs/scale.md). Checkpoints every epoch.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted fit from its latest checkpoint (same data, options and "
+    "number of processes).",
+)
+@click.option(
+    "--checkpoint-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the training state here every epoch (default with --distributed or "
+    "--resume: OUT.checkpoints beside OUT); removed once the model is saved.",
+)
 @_with_csv_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the validation metrics as JSON.")
@@ -100,6 +120,9 @@ def fit(
     params: tuple[str, ...],
     max_categories: int,
     overwrite: bool,
+    distributed: bool,
+    resume: bool,
+    checkpoint_dir: Path | None,
     sep: str,
     encoding: str,
     na_values: str | None,
@@ -110,35 +133,52 @@ def fit(
     """Fit preprocessing and a detector on DATA (.csv or .parquet) and write a model directory."""
     from anoean.core.modelfile import check_model_destination
     from anoean.data.tables import file_format, read_table
-    from anoean.serve.fit import fit_pipeline
+    from anoean.serve.fit import default_checkpoint_dir, fit_pipeline, training_session
     from anoean.serve.pipeline import save_pipeline
 
+    if checkpoint_dir is None and (distributed or resume):
+        checkpoint_dir = default_checkpoint_dir(out)
     with _errors(ctx):
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        if world > 1 and not distributed:
+            raise click.UsageError(
+                f"started by torchrun with {world} processes but without --distributed: each "
+                f"process would train the whole model and write {out}; add --distributed"
+            )
         kwargs = _parse_params(params)
         csv = _csv(sep, encoding, na_values, block_size)
         # before training, so that minutes of fitting are not lost to a path we will refuse
         check_model_destination(out, overwrite=overwrite)
         fmt = file_format(data)
-        table = read_table(data, csv=csv)
-        rep = fit_pipeline(
-            table,
-            label_column=label_column,
-            categorical=_csv_list(categorical),
-            exclude=_csv_list(exclude) or [],
-            method=method,
-            params=kwargs,
-            target_false_alarm=target_false_alarm,
-            anomaly_values=anomaly_values,
-            normal_values=normal_values,
-            unknown=unknown_categories,
-            validation_fraction=validation_fraction,
-            random_state=seed,
-            verbose=0 if quiet else 1,
-            source=str(data),
-            fmt=fmt,
-            max_categories=max_categories,
+        session = training_session(
+            distributed_run=distributed,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            device=str(kwargs.get("device", "auto")),
         )
-        path = save_pipeline(rep.pipeline, out, overwrite=overwrite)
+        with session as main_process:
+            rep = fit_pipeline(
+                read_table(data, csv=csv),
+                label_column=label_column,
+                categorical=_csv_list(categorical),
+                exclude=_csv_list(exclude) or [],
+                method=method,
+                params=kwargs,
+                target_false_alarm=target_false_alarm,
+                anomaly_values=anomaly_values,
+                normal_values=normal_values,
+                unknown=unknown_categories,
+                validation_fraction=validation_fraction,
+                random_state=seed,
+                verbose=0 if quiet else 1,
+                source=str(data),
+                fmt=fmt,
+                max_categories=max_categories,
+            )
+            if main_process:
+                path = save_pipeline(rep.pipeline, out, overwrite=overwrite)
+    if not main_process:
+        return  # rank 0 of a distributed run saves and prints
     if as_json:
         click.echo(
             json.dumps(

@@ -4,9 +4,12 @@ fit-time data checks and the validation metrics (:func:`fit_pipeline`)."""
 from __future__ import annotations
 
 import logging
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,7 @@ from anoean.serve.pipeline import (
     labels_of,
     resolve_method,
 )
+from anoean.training import checkpoint, distributed
 
 logger = logging.getLogger("anoean")
 
@@ -131,6 +135,11 @@ def fit_pipeline(
     _warn_questionable(pre, X, max_categories, source)
     tr, va = _holdout(y, validation_fraction, random_state, source)
     det = _detector(method, params, random_state, verbose, target_false_alarm)
+    if distributed.current() is not None and not getattr(det, "_distributed_training", False):
+        raise ValueError(
+            f"{type(det).__name__} does not train distributed; --distributed trains anoean and "
+            "anoeanplus"
+        )
     with warnings.catch_warnings():
         # already checked above on the named columns; the detector sees them unnamed
         warnings.simplefilter("ignore", DataWarning)
@@ -371,3 +380,39 @@ def _meta(
         "fit": fit,
         "validation": metrics,
     }
+
+
+def default_checkpoint_dir(out: str | os.PathLike[str]) -> Path:
+    """Where a fit writing the model directory ``out`` keeps its training checkpoints:
+    ``<out>.checkpoints`` beside it."""
+    p = Path(out)
+    return p.with_name(p.name + ".checkpoints")
+
+
+@contextmanager
+def training_session(
+    *,
+    distributed_run: bool = False,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    device: str = "auto",
+) -> Iterator[bool]:
+    """The block in which :func:`fit_pipeline` trains: data-parallel across the processes of
+    a ``torchrun`` launch (``distributed_run``; :mod:`anoean.training.distributed`), and
+    writing a checkpoint every epoch to ``checkpoint_dir`` (resuming from the latest one with
+    ``resume``; :mod:`anoean.training.checkpoint`). Yields whether this process is the one
+    that saves and prints (rank 0, or the only process).
+
+    On the way out without an error the checkpoints are removed (the model directory then
+    holds the result); after an error they stay, for ``resume``.
+    """
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume needs the checkpoint directory of the interrupted run")
+    with ExitStack() as stack:
+        if distributed_run:
+            stack.enter_context(distributed.session(device))
+        if checkpoint_dir is not None:
+            stack.enter_context(checkpoint.checkpoints(checkpoint_dir, resume=resume))
+        yield distributed.is_main_process()
+        if checkpoint_dir is not None and distributed.is_main_process():
+            checkpoint.remove_checkpoints(checkpoint_dir)

@@ -29,6 +29,13 @@ Random draws happen inside the model's functions, so their order is the model's:
 draws its prior samples inside its discriminator loss; a GAN draws z for the discriminator
 loss and a fresh z in its group losses.
 
+In a distributed run (:mod:`anoean.training.distributed`), :meth:`AdversarialStep.distribute`
+wraps each group's parameters in a DistributedDataParallel module: each loss passes through
+its group's wrapper before its backward pass, and the gradients come out averaged over the
+ranks. A group's gradient is then taken with ``backward(inputs=<the group's parameters>)``,
+which fills the same gradients as ``torch.autograd.grad`` (the single-process path, kept as
+it was) while letting the wrapper's hooks see them.
+
 The step returns the detached losses for the history: ``loss_d``, then ``loss_<group>`` for
 each group, then the discriminator loss's parts.
 """
@@ -99,13 +106,24 @@ class AdversarialStep:
         self.discriminator_loss = discriminator_loss
         self.group_losses = group_losses
         self.forward = forward if forward is not None else _index_pair
+        #: per group ("d" and each group's name), the DistributedDataParallel wrapper its
+        #: loss passes through (:meth:`distribute`); empty in one process
+        self.sync: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+
+    def distribute(
+        self, wrap: Callable[[Sequence[nn.Parameter]], Callable[[torch.Tensor], torch.Tensor]]
+    ) -> None:
+        """Average every group's gradients over the ranks of a distributed run: ``wrap``
+        (:func:`anoean.training.distributed.group_sync`) builds each group's wrapper."""
+        self.sync = {"d": wrap(self.discriminator.params)}
+        self.sync.update({g: wrap(group.params) for g, group in self.groups.items()})
 
     def __call__(self, idx_n: torch.Tensor, idx_a: torch.Tensor) -> Losses:
         batch = self.forward(idx_n, idx_a)
         loss_d, parts = self.discriminator_loss(batch)
         opt_d = self.discriminator.optimizer
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        (self.sync["d"](loss_d) if self.sync else loss_d).backward()
         opt_d.step()
         losses = self._update_groups(batch)
         out = {"loss_d": loss_d.detach()}
@@ -123,8 +141,16 @@ class AdversarialStep:
             # every group's gradient first, then every update (see the module docstring)
             for i, g in enumerate(names):
                 params = self.groups[g].params
+                retain = i < len(names) - 1
+                if self.sync:
+                    for p in params:
+                        p.grad = None
+                    torch.autograd.backward(
+                        self.sync[g](losses[g]), retain_graph=retain, inputs=params
+                    )
+                    continue
                 grads = torch.autograd.grad(
-                    losses[g], params, retain_graph=i < len(names) - 1, allow_unused=True
+                    losses[g], params, retain_graph=retain, allow_unused=True
                 )
                 _set_grads(params, grads)
             for g in names:

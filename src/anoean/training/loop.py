@@ -108,6 +108,49 @@ class EpochBatches:
             yield perm[start : start + self.batch_size], self._next_anomalies()
 
 
+class ShardedBatches(EpochBatches):
+    """:class:`EpochBatches` over rank ``rank``'s shard of the normal
+    rows: a :class:`~torch.utils.data.DistributedSampler` over all ``n_normal`` rows, its
+    epoch set every epoch (:meth:`set_epoch`), so that the shards change from epoch to
+    epoch and together cover every normal row once (padded to equal shards, so that every
+    rank takes the same number of steps); ``ceil(batch_size / world_size)`` normal rows per
+    step and rank. The labelled anomalies are all cycled on every rank."""
+
+    def __init__(
+        self,
+        n_normal: int,
+        n_anomaly: int,
+        batch_size: int,
+        generator: torch.Generator,
+        device: torch.device,
+        seed: int,
+        rank: int,
+        world_size: int,
+    ) -> None:
+        from torch.utils.data import DistributedSampler
+
+        self.sampler: DistributedSampler[int] = DistributedSampler(
+            range(n_normal),  # type: ignore[arg-type]  # a sized sequence is all it needs
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=False,
+        )
+        per_rank = math.ceil(min(batch_size, n_normal) / world_size)
+        super().__init__(len(self.sampler), n_anomaly, per_rank, generator, device)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.sampler.set_epoch(self.epoch)
+        idx = torch.tensor(list(self.sampler), dtype=torch.long, device=self.device)
+        for start in range(0, idx.numel(), self.batch_size):
+            yield idx[start : start + self.batch_size], self._next_anomalies()
+
+
 @dataclass
 class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -170,6 +213,7 @@ def train_loop(
     patience: int | None,
     verbose: int = 0,
     desc: str = "train",
+    checkpoint: Any = None,
 ) -> TrainResult:
     """Run epochs of ``step`` with early stopping on ``evaluate``; restore the best ``keep``.
 
@@ -180,20 +224,58 @@ def train_loop(
     docstring) can fall back on the last finite epoch. With validation scores only the
     best epoch's weights are copied, as before.
 
+    ``checkpoint`` (a :class:`anoean.training.checkpoint.RunCheckpoint`) restores the
+    state of an interrupted run before the first epoch and saves it after every epoch. In a
+    distributed run (:mod:`anoean.training.distributed`) the epoch's losses are averaged over
+    the ranks, a sharded ``batches`` is told the epoch, and only rank 0 shows progress.
+
     Raises :class:`TrainingDivergedError` when the first epoch already diverges; warns with
     :class:`TrainingDivergedWarning` when a later one does.
     """
     from tqdm.auto import tqdm
+
+    from anoean.training import distributed
 
     result = TrainResult()
     best_state: State | None = None  # weights of the best-scored epoch
     last_state: State | None = None  # weights of the last finite epoch, kept without scores
     last_epoch = 0
     since_best = 0
+    first, finished = 1, False
+    resumed = checkpoint.load() if checkpoint is not None else None
+    if resumed is not None:
+        done, st = resumed
+        first, finished = done + 1, bool(st["finished"])
+        result.history, result.best_epoch = list(st["history"]), int(st["best_epoch"])
+        result.best_score = st["best_score"]
+        result.stopped_early = bool(st["stopped_early"])
+        result.diverged_epoch, result.diverged_reason = st["diverged_epoch"], st["diverged_reason"]
+        best_state, last_state = st["best_state"], st["last_state"]
+        last_epoch, since_best = int(st["last_epoch"]), int(st["since_best"])
+        logger.info("%s: resumed after epoch %d from %s", desc, done, checkpoint.directory)
+
+    def save(epoch: int, done: bool) -> None:
+        if checkpoint is None:
+            return
+        loop = {
+            "finished": done,
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "best_score": result.best_score,
+            "stopped_early": result.stopped_early,
+            "diverged_epoch": result.diverged_epoch,
+            "diverged_reason": result.diverged_reason,
+            "best_state": best_state,
+            "last_state": last_state,
+            "last_epoch": last_epoch,
+            "since_best": since_best,
+        }
+        checkpoint.save(epoch, loop)
+
     bar = tqdm(
-        range(1, max_epochs + 1),
+        range(first, max_epochs + 1) if not finished else range(0),
         desc=desc,
-        disable=not verbose,
+        disable=not verbose or not distributed.is_main_process(),
         leave=False,
         unit="ep",
         mininterval=0.5,
@@ -203,6 +285,8 @@ def train_loop(
             t0 = time.perf_counter()
             for mod in keep.values():
                 mod.train()
+            if hasattr(batches, "set_epoch"):
+                batches.set_epoch(epoch)
             sums: dict[str, torch.Tensor] = {}
             n_steps = 0
             for idx_n, idx_a in batches:
@@ -212,6 +296,7 @@ def train_loop(
                 n_steps += 1
             for mod in keep.values():
                 mod.eval()
+            sums = distributed.mean_over_ranks(sums)
             # the epoch's losses first: with NaN weights evaluate() may not even be defined
             reason = _non_finite_loss(sums)
             score = None
@@ -235,6 +320,7 @@ def train_loop(
                     best_state = state
             if reason is not None:
                 _diverged(result, epoch, reason, desc, keep, best_state, last_state, last_epoch)
+                save(epoch, True)
                 break
             record: dict[str, Any] = {"epoch": epoch}
             record.update({k: float(v) / n_steps for k, v in sums.items()})
@@ -252,8 +338,10 @@ def train_loop(
                 shown = {k: v for k, v in record.items() if k != "time_s" and isinstance(v, float)}
                 bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
             logger.debug("%s epoch %d: %s", desc, epoch, record)
-            if score is not None and patience is not None and since_best >= patience:
-                result.stopped_early = True
+            stop = score is not None and patience is not None and since_best >= patience
+            result.stopped_early = stop
+            save(epoch, stop or epoch == max_epochs)
+            if stop:
                 break
     finally:
         bar.close()

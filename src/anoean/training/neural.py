@@ -21,6 +21,7 @@ extra state: see the hooks below, :class:`anoean.models.anoean.detector.AnoEAN` 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from abc import abstractmethod
@@ -39,8 +40,14 @@ from anoean.core.runtime import make_generators, resolve_device, resolve_seed
 from anoean.core.splits import check_scaling, holdout_split, resolve_scaling, scaling_stats
 from anoean.nn.blocks import Standardize
 from anoean.nn.gan import set_dropout_generator
-from anoean.training.adversarial import Group, Losses
-from anoean.training.loop import EpochBatches, TrainingDivergedError, train_loop
+from anoean.training import checkpoint, distributed
+from anoean.training.adversarial import AdversarialStep, Group, Losses
+from anoean.training.loop import (
+    EpochBatches,
+    ShardedBatches,
+    TrainingDivergedError,
+    train_loop,
+)
 
 #: rows per inference batch. Small batches keep each layer's activations in the CPU caches:
 #: on 2 cores, scoring 1,000,000 x 122 rows ran at 1.7 M rows/s with 4,096-row batches
@@ -143,6 +150,9 @@ class NeuralDetector(BaseDetector):
     }
     #: name of the parameter choosing "mlp" (tables) or "conv" (images)
     _arch_param: ClassVar[str] = "network"
+    #: whether the fit trains data-parallel inside a distributed session
+    #: (:mod:`anoean.training.distributed`); the others refuse one
+    _distributed_training: ClassVar[bool] = False
 
     def _arch(self) -> str:
         return str(getattr(self, self._arch_param))
@@ -210,11 +220,14 @@ class NeuralDetector(BaseDetector):
     ) -> tuple[np.ndarray, np.ndarray]:
         t_start = time.perf_counter()
         self.seed_ = resolve_seed(self.random_state)
-        self.device_ = resolve_device(self.device)
+        ctx = distributed.current()
+        self.device_ = ctx.device if ctx is not None else resolve_device(self.device)
         self._resolve_sizes()
         rng, _ = make_generators(self.seed_)
         init_gen = torch.Generator().manual_seed(self.seed_)
-        train_gen = torch.Generator(device=self.device_).manual_seed(self.seed_ + 1)
+        # each rank of a distributed run draws from its own stream (rank 0: the usual one)
+        train_seed = distributed.rank_seed(self.seed_ + 1)
+        train_gen = torch.Generator(device=self.device_).manual_seed(train_seed)
         data = self._split_data(X, y, X_val, y_val, rng)
         self._check_data(data)
 
@@ -231,9 +244,27 @@ class NeuralDetector(BaseDetector):
             for name, params in self._param_groups(nets).items()
         }
         step = self._make_step(nets, data, groups, train_gen)
-        evaluate = self._make_evaluate(nets, data)
+        # in a distributed run, rank 0 validates and broadcasts the score
+        evaluate = distributed.on_rank0(self._make_evaluate(nets, data))
         batches = self._batches(data, train_gen)
+        if ctx is not None:
+            if not (self._distributed_training and isinstance(step, AdversarialStep)):
+                raise distributed.DistributedError(
+                    f"{type(self).__name__} does not train distributed (--distributed trains "
+                    "AnoEAN and AnoEANPlus)"
+                )
+            step.distribute(distributed.group_sync)
         keep = self._kept(nets)
+        saver = checkpoint.active()
+        run_ckpt = None
+        if saver is not None:
+            run_ckpt = saver.bind(
+                nets=nets,
+                optimizers={k: g.optimizer for k, g in groups.items()},
+                generator=train_gen,
+                batches=batches,
+                fingerprint=self._fingerprint(data),
+            )
         set_dropout_generator(nets, train_gen)
         try:
             result = train_loop(
@@ -245,6 +276,7 @@ class NeuralDetector(BaseDetector):
                 patience=self.patience,
                 verbose=self.verbose,
                 desc=type(self).__name__,
+                checkpoint=run_ckpt,
             )
         except TrainingDivergedError:
             # finite weights whose validation scores are not: a validation row too large for
@@ -254,6 +286,7 @@ class NeuralDetector(BaseDetector):
             raise
         finally:
             set_dropout_generator(nets, None)
+        distributed.check_replicas(keep)
         self._set_trained(nets)
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
@@ -353,7 +386,34 @@ class NeuralDetector(BaseDetector):
 
     def _batches(self, data: FitData, generator: torch.Generator) -> EpochBatches:
         n_normal, n_anomaly = int(data.Xn.shape[0]), int(data.Xa.shape[0])
+        ctx = distributed.current()
+        if ctx is not None:
+            # this rank's shard of the normals each epoch; every labelled anomaly
+            return ShardedBatches(
+                n_normal,
+                n_anomaly,
+                self.batch_size,
+                generator,
+                self.device_,
+                self.seed_,
+                ctx.rank,
+                ctx.world_size,
+            )
         return EpochBatches(n_normal, n_anomaly, self.batch_size, generator, self.device_)
+
+    def _fingerprint(self, data: FitData) -> dict[str, Any]:
+        """What a checkpoint must have been written by to be resumed: the class, its
+        parameters, the number of processes and a digest of the data."""
+        digest = hashlib.sha256()
+        for a in (data.X, data.y, data.X_val, data.y_val):
+            digest.update(np.ascontiguousarray(a).tobytes())
+        ctx = distributed.current()
+        return {
+            "class": type(self).__name__,
+            "params": json.loads(json.dumps(self.get_params(), default=str)),
+            "world_size": 1 if ctx is None else ctx.world_size,
+            "data_sha256": digest.hexdigest(),
+        }
 
     def _kept(self, nets: nn.ModuleDict) -> dict[str, nn.Module]:
         """The modules whose best-epoch weights training restores."""

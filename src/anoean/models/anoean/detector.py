@@ -52,6 +52,7 @@ from anoean.models.anoean.nets import (  # noqa: F401  (re-exported: the constan
 )
 from anoean.nn.blocks import build
 from anoean.nn.generator import make_generator
+from anoean.training import distributed
 from anoean.training.adversarial import Group, Losses
 from anoean.training.neural import (
     INFERENCE_BATCH,
@@ -190,6 +191,7 @@ class AnoEAN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetector):
         "generate_anomalies": ["boolean", StrOptions({"auto"})],
     }
     _arch_param: ClassVar[str] = "encoder"
+    _distributed_training: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -367,10 +369,18 @@ class AnoEAN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetector):
         else:
             normal = data.y_val == 0
             fit_rows, fit_index, fit_name = data.X_val[normal], data.val_rows[normal], data.val_name
+        # in a distributed run each rank encodes its share of the rows, and mu and Sigma are
+        # all-reduced from the shares' moments (anoean.training.distributed.moments)
+        mine = distributed.shard(fit_rows.shape[0])
+        if mine.size < fit_rows.shape[0]:
+            fit_rows, fit_index = fit_rows[mine], fit_index[mine]
         fit_codes = self._batched(self.encoder_, fit_rows, (self.latent_dim,))
         # a code that is not finite would make mu and Sigma NaN: name its row instead
         self._check_rows_finite(fit_rows, fit_codes, fit_index, fit_name)
-        self.gaussian_ = GaussianScorer.fit(fit_codes)
+        if distributed.current() is None:
+            self.gaussian_ = GaussianScorer.fit(fit_codes)
+        else:
+            self.gaussian_ = GaussianScorer.from_moments(*distributed.moments(fit_codes))
         self._set_scoring_tensors()
         if self.gaussian_.n_floored:
             logger.info("covariance had %d eigenvalue(s) floored", self.gaussian_.n_floored)

@@ -258,6 +258,7 @@ class AnoEANPlus(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetect
         "generator_margin": [Interval(Real, 0, None, closed="left")],
     }
     _arch_param: ClassVar[str] = "encoder"
+    _distributed_training: ClassVar[bool] = True
     scorer_: PlusScorer
     fusion_scores_: dict[str, float]
 
