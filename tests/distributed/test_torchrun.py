@@ -42,8 +42,7 @@ ENV = {
 }
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_table() -> pa.Table:
     """Normals on a 4-dimensional subspace of 10 features plus noise; anomalies spread out."""
     rng = np.random.default_rng(0)
     n, p = 3000, 10
@@ -53,9 +52,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     X = np.vstack([normal, anomalous])
     y = np.r_[np.zeros(n), np.ones(150)].astype(np.int64)
     order = rng.permutation(y.size)
-    table = pa.table({**{f"f{i}": X[order, i] for i in range(p)}, "y": y[order]})
+    return pa.table({**{f"f{i}": X[order, i] for i in range(p)}, "y": y[order]})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ddp") / "flows.parquet"
-    pq.write_table(table, path)
+    pq.write_table(make_table(), path)
     return path
 
 
@@ -212,3 +215,17 @@ def test_distributed_needs_torchrun_and_torchrun_needs_distributed(
     res = CliRunner(env={"WORLD_SIZE": "2"}).invoke(main, base)
     assert res.exit_code != 0 and "without --distributed" in res.output
     assert not (tmp_path / "m").exists()
+
+
+def test_anoeanplus_without_labels_trains_distributed(data: Path, tmp_path: Path) -> None:
+    """AnoEANPlus on unlabelled rows: 'auto' trains twice, the second time with its anomaly
+    generators, whose group is synchronised like the others (the replicas are checked equal
+    after each training run, or the fit fails)."""
+    cmd = _fit_cmd(data, tmp_path / "plus")
+    i = cmd.index("--label-column")
+    del cmd[i : i + 2]
+    cmd[cmd.index("anoean", cmd.index("--method"))] = "anoeanplus"
+    rep = _run([*cmd, "--exclude", "y"])
+    assert rep["epochs"] == EPOCHS and rep["anomalies"] == 0
+    meta = json.loads((tmp_path / "plus" / "config.json").read_text())
+    assert set(meta["state"]["generator_selection_"]) == {"generator", "plain"}

@@ -140,3 +140,12 @@ def test_remove_checkpoints_leaves_other_files(tmp_path: Path) -> None:
     (run / "notes.txt").unlink()
     checkpoint.remove_checkpoints(tmp_path)
     assert not tmp_path.exists()
+
+
+def test_resume_without_checkpoint_says_it_starts_afresh(tmp_path: Path) -> None:
+    X, y = blobs(200, 20, p=4, seed=0)
+    params = dict(latent_dim=3, max_epochs=2, random_state=0, device="cpu")
+    with pytest.warns(UserWarning, match="no checkpoint in .*training from the first epoch"):
+        with checkpoint.checkpoints(tmp_path / "none", resume=True):
+            resumed = AnoEAN(**params).fit(X, y)
+    _assert_same_weights(resumed, AnoEAN(**params).fit(X, y))

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -286,6 +287,12 @@ class RunCheckpoint:
             return None
         found = read_latest(self.directory)
         if found is None:
+            if distributed.is_main_process():
+                warnings.warn(
+                    f"resume: no checkpoint in {self.directory}; training from the first epoch",
+                    UserWarning,
+                    stacklevel=2,
+                )
             return None
         epoch, state = found
         recorded = state["fingerprint"]
