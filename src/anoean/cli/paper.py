@@ -80,6 +80,26 @@ def demo(normal: int, seed: int, max_epochs: int, as_json: bool, quiet: bool) ->
 @click.option(
     "--data-home", default=None, help="Dataset folder (default: ANOEAN_DATA or the cache)."
 )
+@click.option(
+    "--report-only",
+    is_flag=True,
+    help="Run nothing: write the tables, figures and report into OUT from the records "
+    "(OUT/runs.jsonl, or --runs).",
+)
+@click.option(
+    "--runs",
+    "runs_file",
+    default=None,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="With --report-only: the run records to report (default OUT/runs.jsonl).",
+)
+@click.option(
+    "--doc",
+    default=None,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="With --report-only: also refresh the generated blocks of this Markdown document "
+    "(e.g. docs/results.md).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def reproduce(
@@ -92,11 +112,24 @@ def reproduce(
     quick: bool,
     image_gan_budget: str,
     data_home: str | None,
+    report_only: bool,
+    runs_file: Path | None,
+    doc: Path | None,
     quiet: bool,
 ) -> None:
     """Regenerate the paper's tables and figures; resumes from OUT/runs.jsonl."""
     from anoean.experiments import reproduce as run
 
+    if (runs_file is not None or doc is not None) and not report_only:
+        raise click.UsageError("--runs and --doc go with --report-only")
+    if report_only:
+        from anoean.experiments.tables import write_report
+
+        with _errors(ctx):
+            out.mkdir(parents=True, exist_ok=True)
+            written = write_report(out, runs=runs_file, doc=doc)
+        click.echo("wrote " + ", ".join(str(p) for p in written))
+        return
     with _errors(ctx):
         summary = run(
             experiments=_csv_list(experiments) or [],

@@ -1,5 +1,10 @@
 """Tables 1 and 2, Figures 2 and 3, and a report against the paper, from ``runs.jsonl``.
 
+Tables 1 and 2 put ours (mean ± std over seeds) beside every published cell
+(:mod:`anoean.experiments.reference`) with the difference; the report's verdicts are
+generated from the same numbers (:func:`paper_comparison`), and :func:`update_doc` copies
+both into the generated blocks of a page such as docs/results.md.
+
 The figures are drawn in :mod:`anoean.experiments.figures`; the grouping of the run records
 both use is in :mod:`anoean.experiments.aggregate`.
 """
@@ -31,7 +36,13 @@ from anoean.experiments.aggregate import (
 from anoean.experiments.figures import figure
 from anoean.experiments.methods import DISPLAY
 from anoean.experiments.methods import METHODS as PAPER_METHODS
-from anoean.experiments.reference import FIG3_CLAIM, paper_value
+from anoean.experiments.reference import (
+    FIG3_CLAIM,
+    HIGHER_IS_BETTER,
+    PAPER,
+    TABLES,
+    paper_value,
+)
 from anoean.experiments.store import RUNS_FILE, read_runs
 
 logger = logging.getLogger("anoean")
@@ -40,21 +51,44 @@ METRICS = ("aucpr", "best_f1", "false_alarm", "recall")
 HEAD = {"aucpr": "AUC-PR", "best_f1": "F1", "false_alarm": "FA", "recall": "R"}
 
 
+def _signed(d: float) -> str:
+    """A difference in points, signed, to one decimal ("+0.0" rather than "-0.0")."""
+    return f"{0.0 if round(d, 1) == 0 else d:+.1f}"
+
+
+def _diff(mean: float, ref: float | None) -> str:
+    """Ours minus the paper, in points, signed ('n/a' where the paper has no value)."""
+    return "n/a" if ref is None else _signed(mean - ref)
+
+
 def kdd_table(records: list[dict[str, Any]], experiment: str) -> str:
-    """Markdown table: per method, mean ± std over seeds of each metric, beside the paper."""
+    """Markdown table: per method, mean ± std over seeds of each metric; for an experiment of
+    the paper's Tables 1-2, beside each the paper's value and the difference (ours - paper, in
+    points)."""
     recs = [r for r in records if r["experiment"] == experiment]
     if not recs:
         return f"_No runs for {experiment}._\n"
     groups = _group(recs)
-    cols = " | ".join(f"{HEAD[m]} (ours)" + f" | {HEAD[m]} (paper)" for m in METRICS)
-    lines = [f"| method | seeds | {cols} | fit s |", "|---" * (3 + 2 * len(METRICS)) + "|"]
+    with_paper = experiment in PAPER
+    heads = [
+        f"{HEAD[m]} (ours)" + (f" | {HEAD[m]} (paper) | {HEAD[m]} (diff)" if with_paper else "")
+        for m in METRICS
+    ]
+    per_metric = 3 if with_paper else 1
+    lines = [
+        f"| method | seeds | {' | '.join(heads)} | fit s |",
+        "|---" * (3 + per_metric * len(METRICS)) + "|",
+    ]
     for m in _methods_in(recs):
         rs = groups[(experiment, "all", m)]
         cells = []
         for k in METRICS:
             mean, std = _ms([r["metrics"][k] for r in rs])
-            ref = paper_value(experiment, m, k)
-            cells.append(f"{_pm(mean, std)} | {'n/a' if ref is None else f'{ref:.1f}'}")
+            cell = _pm(mean, std)
+            if with_paper:
+                ref = paper_value(experiment, m, k)
+                cell += f" | {'n/a' if ref is None else f'{ref:.1f}'} | {_diff(mean, ref)}"
+            cells.append(cell)
         fit = np.mean([r["fit_s"] for r in rs])
         lines.append(f"| {DISPLAY[m]} | {len(rs)} | {' | '.join(cells)} | {fit:.1f} |")
     return "\n".join(lines) + "\n"
@@ -121,18 +155,160 @@ def _case_table(records: list[dict[str, Any]], experiment: str, label: str) -> s
     return "\n".join(lines) + "\n"
 
 
+#: the rule behind "within the seed spread", as the report states it
+SPREAD_RULE = (
+    "In brackets: AnoEAN's mean minus the other method's, in points (for FA, lower is "
+    "better). 'Within the seed spread': the difference of two means is at most the larger of "
+    "their standard deviations over seeds; against the paper (which gives no spread), at most "
+    "ours"
+)
+
+
+def _better(metric: str, a: float, b: float) -> bool:
+    return a > b if HIGHER_IS_BETTER[metric] else a < b
+
+
+def _within(diff: float, *stds: float) -> bool:
+    """Whether ``diff`` is within the seed spread (False when no spread is known)."""
+    spread = [s for s in stds if not np.isnan(s)]
+    return bool(spread) and abs(diff) <= max(spread)
+
+
+def _standing(
+    metric: str,
+    ours: tuple[float, float],
+    others: dict[str, tuple[float, float]],
+    labels: dict[str, str],
+    *,
+    margins: bool,
+) -> str:
+    """'ahead of A (+d), B; behind C (-d, within the seed spread); level with D': AnoEAN's
+    value ``ours`` (mean, std) against each other method's, in the metric's direction."""
+    ahead, behind, level = [], [], []
+    for m, (mean, std) in others.items():
+        d = ours[0] - mean
+        note = ""
+        if margins:
+            note = f" ({_signed(d)}" + (
+                ", within the seed spread" if _within(d, ours[1], std) else ""
+            )
+            note += ")"
+        if round(d, 1) == 0.0:
+            level.append(labels[m] + note)
+        elif _better(metric, ours[0], mean):
+            ahead.append(labels[m] + note)
+        else:
+            behind.append(labels[m] + note)
+    parts = []
+    if ahead:
+        every = not behind and not level and len(ahead) > 1
+        parts.append("ahead of " + ("every other method: " if every else "") + ", ".join(ahead))
+    if behind:
+        parts.append("behind " + ", ".join(behind))
+    if level:
+        parts.append("level with " + ", ".join(level))
+    return "; ".join(parts)
+
+
+def _ordering(metric: str, values: dict[str, float], labels: dict[str, str]) -> str:
+    """The methods from best to worst in ``metric``, with their values."""
+    order = sorted(values, key=lambda m: -values[m] if HIGHER_IS_BETTER[metric] else values[m])
+    return ", ".join(f"{labels[m]} {values[m]:.1f}" for m in order)
+
+
+def paper_comparison(records: list[dict[str, Any]], experiment: str) -> list[str]:
+    """Report lines comparing our runs of ``experiment`` (one of the paper's Tables 1-2) with
+    the published table, generated from the numbers: AnoEAN's AUC-PR against the paper's;
+    per metric, where the paper and where our runs place AnoEAN among the methods; how many
+    of the published cells ours is better or worse than, or within the seed spread of.
+
+    Parameters
+    ----------
+    records : list of dict
+        Run records (``runs.jsonl``); only those of ``experiment`` are used.
+    experiment : str
+        "nsl-kdd" or "kdd99" (see :data:`anoean.experiments.reference.TABLES`).
+
+    Returns
+    -------
+    list of str
+        Markdown list lines; empty when there is no run of AnoEAN for ``experiment``.
+    """
+    table = TABLES[experiment]
+    recs = [r for r in records if r["experiment"] == experiment]
+    groups = _group(recs)
+    methods = _methods_in(recs)
+    if "anoean" not in methods:
+        return []
+    stats = {
+        m: {k: _ms([r["metrics"][k] for r in groups[(experiment, "all", m)]]) for k in METRICS}
+        for m in methods
+    }
+    labels = {m: DISPLAY.get(m, m) for m in {*methods, *PAPER[experiment]}}
+    n_seeds = len(groups[(experiment, "all", "anoean")])
+    out = []
+    mean, std = stats["anoean"]["aucpr"]
+    ref = paper_value(experiment, "anoean", "aucpr")
+    if ref is not None:
+        d = mean - ref
+        if np.isnan(std):
+            spread = "one seed: no spread"
+        else:
+            spread = ("within" if _within(d, std) else "outside") + " one standard deviation"
+        verdict = "meets" if mean >= ref else "falls short of"
+        out.append(
+            f"- {experiment} ({table}): AnoEAN mean AUC-PR {_pm(mean, std)} over {n_seeds} "
+            f"seed(s) {verdict} the paper's {ref:.1f} (difference {_signed(d)}, {spread})."
+        )
+    paper_rows = PAPER[experiment]
+    for k in METRICS:
+        theirs = {m: v[k] for m, v in paper_rows.items() if k in v}
+        line = f"  - {HEAD[k]}: "
+        if "anoean" in theirs:
+            others = {m: (v, float("nan")) for m, v in theirs.items() if m != "anoean"}
+            line += (
+                f"the paper has AnoEAN ({theirs['anoean']:.1f}) "
+                f"{_standing(k, (theirs['anoean'], float('nan')), others, labels, margins=False)}"
+                ". "
+            )
+        others = {m: stats[m][k] for m in methods if m != "anoean"}
+        line += f"Ours: AnoEAN ({_pm(*stats['anoean'][k])}) "
+        line += _standing(k, stats["anoean"][k], others, labels, margins=True) or "alone"
+        missing = [labels[m] for m in paper_rows if m not in methods]
+        line += f"; not run: {', '.join(missing)}." if missing else "."
+        out.append(line)
+    theirs_auc = {m: v["aucpr"] for m, v in paper_rows.items() if "aucpr" in v}
+    ours_auc = {m: stats[m]["aucpr"][0] for m in methods}
+    out.append(
+        f"  - AUC-PR from best to worst, paper: {_ordering('aucpr', theirs_auc, labels)}; "
+        f"ours: {_ordering('aucpr', ours_auc, labels)}."
+    )
+    cells = [
+        (m, k, stats[m][k][0] - v, stats[m][k][1])
+        for m in methods
+        for k in METRICS
+        if (v := paper_value(experiment, m, k)) is not None
+    ]
+    if cells:
+        within = [c for c in cells if _within(c[2], c[3])]
+        rest = [c for c in cells if c not in within]
+        better = [c for c in rest if _better(c[1], c[2], 0.0)]
+        largest = sorted(cells, key=lambda c: -abs(c[2]))[:3]
+        out.append(
+            f"  - Of the {len(cells)} published cells we ran, ours is within one seed standard "
+            f"deviation of the paper's in {len(within)}, better in {len(better)} and worse in "
+            f"{len(rest) - len(better)} (better: higher AUC-PR, F1 and R, lower FA); largest "
+            "differences (ours - paper): "
+            + ", ".join(f"{labels[m]} {HEAD[k]} {_signed(d)}" for m, k, d, _ in largest)
+            + "."
+        )
+    return out
+
+
 def _comparisons(records: list[dict[str, Any]]) -> list[str]:
     out = []
-    for exp, table in (("nsl-kdd", "Table 1"), ("kdd99", "Table 2")):
-        rs = [r for r in records if r["experiment"] == exp and r["method"] == "anoean"]
-        ref = paper_value(exp, "anoean", "aucpr")
-        if rs and ref is not None:
-            mean, std = _ms([r["metrics"]["aucpr"] for r in rs])
-            verdict = "meets" if mean >= ref else "falls short of"
-            out.append(
-                f"- {exp} ({table}): AnoEAN mean AUC-PR {_pm(mean, std)} over {len(rs)} "
-                f"seed(s) {verdict} the paper's {ref:.1f}."
-            )
+    for exp in TABLES:
+        out += paper_comparison(records, exp)
     cases, methods, mean, std = _case_matrix(records, "mnist-nvm", _num)
     nvm = [r for r in records if r["experiment"] == "mnist-nvm"]
     if cases and "anoean" in methods:
@@ -232,16 +408,89 @@ def time_breakdown(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_report(out: str | os.PathLike[str]) -> list[Path]:
-    """Write tables.md, the two figures and report.md into ``out``; return the paths."""
+#: the heading of report.md's comparison with the paper
+AGAINST_HEAD = "## Against the paper\n"
+#: the markers of a block of a Markdown document that :func:`update_doc` regenerates
+DOC_BEGIN = "<!-- generated by anoean.experiments.tables: {name} (do not edit by hand) -->"
+DOC_END = "<!-- end of generated block: {name} -->"
+
+
+def update_doc(path: str | os.PathLike[str], blocks: dict[str, str]) -> Path:
+    """Replace, in the Markdown document ``path``, the text between each block's markers
+    (:data:`DOC_BEGIN` and :data:`DOC_END` with the block's name) by ``blocks[name]``.
+
+    Parameters
+    ----------
+    path : path-like
+        The document; it must hold both markers of every block, once each.
+    blocks : dict of str to str
+        Block name -> its new text.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        A block's markers are missing, repeated or out of order.
+    """
+    path = Path(path)
+    text = path.read_text()
+    for name, body in blocks.items():
+        begin, end = DOC_BEGIN.format(name=name), DOC_END.format(name=name)
+        if text.count(begin) != 1 or text.count(end) != 1:
+            raise ValueError(f"{path} must hold the markers of block {name!r} once each")
+        a, b = text.index(begin) + len(begin), text.index(end)
+        if b < a:
+            raise ValueError(f"{path}: the end marker of block {name!r} is before its start")
+        text = text[:a] + "\n" + body.strip("\n") + "\n" + text[b:]
+    path.write_text(text)
+    return path
+
+
+def doc_blocks(tables_md: str, report_md: str) -> dict[str, str]:
+    """The generated blocks of docs/results.md from the texts of tables.md and report.md:
+    ``"tables"``, every table with headings one level down (tables.md without its title),
+    and ``"verdicts"``, the lines of report.md's "Against the paper" section."""
+    body = tables_md.split("\n", 1)[1] if tables_md.startswith("# ") else tables_md
+    tables = "\n".join("#" + ln if ln.startswith("## ") else ln for ln in body.splitlines())
+    section = report_md.split(AGAINST_HEAD, 1)[1].split("\n## ", 1)[0]
+    return {"tables": tables, "verdicts": section}
+
+
+def write_report(
+    out: str | os.PathLike[str],
+    *,
+    runs: str | os.PathLike[str] | None = None,
+    doc: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """Write tables.md, the two figures and report.md into ``out``; return the paths.
+
+    Parameters
+    ----------
+    out : path-like
+        Output folder.
+    runs : path-like, optional
+        The run records to report; by default ``out/runs.jsonl``. Nothing is run: the
+        report is regenerated from the records alone.
+    doc : path-like, optional
+        A Markdown document whose generated blocks (:func:`update_doc`; ``tables`` and
+        ``verdicts``, see :func:`doc_blocks`) are refreshed from the same texts, such as
+        docs/results.md. It is returned last.
+    """
     out = Path(out)
-    records = read_runs(out / RUNS_FILE)
+    runs_path = Path(runs) if runs is not None else out / RUNS_FILE
+    records = read_runs(runs_path)
     written: list[Path] = []
     tables = [
         "# Tables\n",
         "Mean ± standard deviation over seeds, in percent. AUC-PR is average precision; F1 is "
         "the best F1 over thresholds; FA (false-alarm rate, 1 - precision) and R (recall) are "
-        "taken at that threshold. 'paper' is the published value where we have it.\n",
+        "taken at that threshold. 'paper' is the published value (the paper's Tables 1-2: its "
+        "'AUC' is the area under the precision-recall curve, its FA 1 - precision); 'diff' is "
+        "ours minus the paper's, in points.\n",
         "## Table 1: NSL-KDD\n",
         kdd_table(records, "nsl-kdd"),
         "## Table 2: KDD Cup 99\n",
@@ -275,10 +524,13 @@ def write_report(out: str | os.PathLike[str]) -> list[Path]:
     quick_modes: set[Any] = {r.get("quick") for r in records}  # JSON values: bools
     report = [
         "# Reproduction report\n",
-        f"{len(records)} runs from `{RUNS_FILE}`; git commit(s): {', '.join(commits) or 'n/a'}; "
+        f"{len(records)} runs from `{runs_path.name}`; "
+        f"git commit(s): {', '.join(commits) or 'n/a'}; "
         f"quick mode: {sorted(quick_modes)}.\n",
-        "## Against the paper\n",
+        AGAINST_HEAD,
         *(_comparisons(records) or ["- No run of a compared experiment yet."]),
+        "",
+        f"{SPREAD_RULE}.",
         "",
         "## Time per method (run wall time, including hyperparameter selection)\n",
         *time_breakdown(records),
@@ -288,4 +540,6 @@ def write_report(out: str | os.PathLike[str]) -> list[Path]:
     p = out / "report.md"
     p.write_text("\n".join(report) + "\n")
     written.append(p)
+    if doc is not None:
+        written.append(update_doc(doc, doc_blocks("\n".join(tables), p.read_text())))
     return written
