@@ -15,12 +15,13 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 #: layer -> the anoean layers it must never import (docs/architecture.md, "Who may import what")
 FORBIDDEN = {
-    "core": {"nn", "training", "models", "data", "serve", "experiments", "cli"},
-    "data": {"nn", "training", "models", "serve", "experiments", "cli"},
-    "nn": {"training", "models", "data", "serve", "experiments", "cli"},
-    "training": {"models", "data", "serve", "experiments", "cli"},
-    "models": {"serve", "experiments", "cli", "data"},
-    "serve": {"experiments", "cli"},
+    "core": {"nn", "training", "models", "data", "serve", "distributed", "experiments", "cli"},
+    "data": {"nn", "training", "models", "serve", "distributed", "experiments", "cli"},
+    "nn": {"training", "models", "data", "serve", "distributed", "experiments", "cli"},
+    "training": {"models", "data", "serve", "distributed", "experiments", "cli"},
+    "models": {"serve", "distributed", "experiments", "cli", "data"},
+    "serve": {"distributed", "experiments", "cli"},
+    "distributed": {"nn", "training", "models", "experiments", "cli"},
     "experiments": {"cli"},
 }
 

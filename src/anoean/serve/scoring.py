@@ -42,7 +42,7 @@ from anoean.serve.batch import (
 from anoean.serve.batch import ON_ERROR as ON_ERROR
 from anoean.serve.batch import score_batch as score_batch
 from anoean.serve.pipeline import Pipeline, get_pipeline
-from anoean.serve.streaming import restore_types, run_ordered, score_workers
+from anoean.serve.streaming import restore_types, run_ordered, run_sequential, score_workers
 
 logger = logging.getLogger("anoean")
 
@@ -99,6 +99,7 @@ def score_file(
     engine: str = "auto",
     overwrite: bool = False,
     csv: CsvOptions | None = None,
+    threads: int | None = None,
 ) -> ScoreSummary:
     """Stream ``src`` through :func:`score_batch` into ``out`` (CSV or Parquet, by suffix).
 
@@ -111,7 +112,15 @@ def score_file(
     release the GIL, so the stages run on all cores). The output is written to a temporary
     file and renamed into place at the end, so on any error no output file appears; the
     error reported is the first bad row in file order.
+
+    ``threads`` sets the number of batches scored at once (default: one per core, up to 4,
+    for the numpy and ONNX engines; one for torch); ``threads=1`` does everything in the
+    calling thread, one batch at a time (no reader or writer thread either), for a process
+    given one core, such as a Dask worker's task (:mod:`anoean.distributed`). The scores are
+    the same either way.
     """
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1; got {threads}")
     t0 = time.perf_counter()
     check_output(src, out, overwrite=overwrite)
     pipe = get_pipeline(model, engine=engine)
@@ -135,7 +144,7 @@ def score_file(
                 f"{src}: column(s) {extra} were not seen in fit; they are ignored "
                 "(copied to the output unchanged)",
                 UserWarning,
-                stacklevel=4,  # first <- run_ordered <- score_file <- its caller
+                stacklevel=4,  # first <- run_ordered/run_sequential <- score_file <- caller
             )
 
     def score(batch: pa.RecordBatch, offset: int) -> tuple[pa.RecordBatch, dict[str, int]]:
@@ -149,15 +158,20 @@ def score_file(
             row_offset=offset,
         )
 
-    rows = run_ordered(
-        batches,
-        out,
-        first=first,
-        score=score,
-        collect=tally.add,
-        workers=workers,
-        restore=restore,
-    )
+    if threads == 1:
+        rows = run_sequential(
+            batches, out, first=first, score=score, collect=tally.add, restore=restore
+        )
+    else:
+        rows = run_ordered(
+            batches,
+            out,
+            first=first,
+            score=score,
+            collect=tally.add,
+            workers=threads or workers,
+            restore=restore,
+        )
     tally.report(src, fmt)
     return ScoreSummary(
         rows,

@@ -95,6 +95,44 @@ def restore_types(
     return restore
 
 
+def _restored(batch: pa.RecordBatch, restore: dict[str, pa.DataType]) -> pa.RecordBatch:
+    """``batch`` with the ``restore`` columns cast back to their input types."""
+    if not restore:
+        return batch
+    cols = [
+        pc.cast(col, restore[name]) if name in restore and col.type != restore[name] else col
+        for name, col in zip(batch.schema.names, batch.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+
+def run_sequential(
+    batches: Iterator[pa.RecordBatch],
+    out: str | os.PathLike[str],
+    *,
+    first: Callable[[pa.RecordBatch], None],
+    score: Callable[[pa.RecordBatch, int], Any],
+    collect: Callable[[int, Any], pa.RecordBatch],
+    restore: dict[str, pa.DataType],
+) -> int:
+    """:func:`run_ordered` in the calling thread alone: read, score and write one batch at
+    a time; the rows read.
+
+    For a process that is given one core (a Dask worker's task slot,
+    :mod:`anoean.distributed`): no reader, scoring or writer thread competes for it, so the
+    work done is the work of one core. The same batches are scored, so the output is the
+    same as :func:`run_ordered`'s; ``out`` is written atomically as there.
+    """
+    offset = 0
+    with AtomicTableWriter(out) as writer:
+        for batch in batches:
+            if offset == 0:
+                first(batch)
+            writer.write(_restored(collect(offset, score(batch, offset)), restore))
+            offset += batch.num_rows
+    return offset
+
+
 def run_ordered(
     batches: Iterator[pa.RecordBatch],
     out: str | os.PathLike[str],
@@ -118,15 +156,7 @@ def run_ordered(
     writing: deque[Future[None]] = deque()
 
     def write(batch: pa.RecordBatch) -> None:
-        if restore:
-            cols = [
-                pc.cast(col, restore[name])
-                if name in restore and col.type != restore[name]
-                else col
-                for name, col in zip(batch.schema.names, batch.columns, strict=True)
-            ]
-            batch = pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
-        writer.write(batch)
+        writer.write(_restored(batch, restore))
 
     def drain_one(wpool: ThreadPoolExecutor) -> None:
         start, fut = scoring.popleft()
