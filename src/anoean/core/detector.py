@@ -247,6 +247,14 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             return None
         return np.asarray(shift), np.asarray(scale)
 
+    def explain(self, X: Any, *, baseline: Any = None, steps: int = 32) -> np.ndarray:
+        """Per-feature attributions of the anomaly score; the neural detectors whose score
+        is differentiable (AnoEAN, AnoEANPlus) implement it
+        (:meth:`anoean.training.neural.NeuralDetector.explain`)."""
+        raise TypeError(
+            f"{type(self).__name__} cannot explain its scores; AnoEAN and AnoEANPlus can"
+        )
+
     def explain_unscorable(self, x: np.ndarray) -> str:
         """Why the (validated) row ``x`` gets no finite score: the column with the largest
         value after the model's input scaling, which is what overflows its arithmetic."""

@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from anoean.core.detector import BaseDetector
@@ -54,6 +55,9 @@ from anoean.training.loop import (
 #: against 0.93 M rows/s with 32,768 (benchmarks/bench_anoean.py).
 INFERENCE_BATCH = 4096
 
+
+#: points on the integrated-gradients path of :meth:`NeuralDetector.explain`
+EXPLAIN_STEPS = 32
 
 #: share of the entries of a validation normal that :func:`corrupted_normals` replaces
 CORRUPTION_RATE = 0.5
@@ -203,9 +207,85 @@ class NeuralDetector(BaseDetector):
         ok = np.isfinite(np.asarray(values).reshape(X.shape[0], -1)).all(axis=1)
         self._check_scores(X, np.where(ok, 0.0, np.nan), name, index=index)
 
+    # -------------------------------------------------------------- attributions
+    def _score_torch(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """a(x) as a differentiable torch function of input rows, or None when the model's
+        score has no gradient to follow (:meth:`explain` then refuses)."""
+        return None
+
+    def explain(self, X: Any, *, baseline: Any = None, steps: int = EXPLAIN_STEPS) -> np.ndarray:
+        """Why each row scores as it does: the share of a(x) owed to each input feature.
+
+        Integrated gradients of the anomaly score along the straight path from ``baseline``
+        to each row: ``attr_j = (x_j - b_j) * mean over t of da/dx_j(b + t (x - b))``, with
+        ``steps`` midpoints t. The attributions of a row add up to ``a(x) - a(b)`` up to the
+        path integral's discretisation error (completeness), so a feature with a large
+        positive attribution is one that moved the row away from normal.
+
+        Parameters
+        ----------
+        X : array-like, the rows to explain (as :meth:`anomaly_score` takes them).
+        baseline : array-like of one row's shape, optional
+            The reference point. Default: the centre of the training rows that the model's
+            input scaling recorded (their mean with the default ``"standard"`` scaling; the
+            middle of their range with ``"minmax"``; zero with ``"none"``).
+        steps : int
+            Points on the path (the discretisation of the integral).
+
+        Returns
+        -------
+        ndarray of shape X.shape, float64.
+
+        Raises
+        ------
+        TypeError
+            The model's score is not differentiable in torch (the GAN baselines' latent
+            search, the kernel baselines): only AnoEAN and AnoEANPlus explain their scores.
+        """
+        check_is_fitted(self)
+        fn = self._score_torch()
+        if fn is None:
+            raise TypeError(
+                f"{type(self).__name__} cannot explain its scores (its score has no gradient "
+                "to follow); AnoEAN and AnoEANPlus can"
+            )
+        if int(steps) < 1:
+            raise ValueError(f"steps must be at least 1; got {steps}")
+        X = self._validate_X(X, reset=False)
+        b = self._explain_baseline() if baseline is None else np.asarray(baseline, np.float32)
+        if b.shape != X.shape[1:]:
+            raise ValueError(f"baseline has shape {b.shape}; a row of X has {X.shape[1:]}")
+        self._check_scores(X, self._anomaly_score(X))  # an unscorable row is named, not NaN
+        dev = self.device_
+        t = (torch.arange(int(steps), dtype=torch.float32, device=dev) + 0.5) / int(steps)
+        t = t.reshape(-1, *([1] * X.ndim))
+        base = torch.from_numpy(np.ascontiguousarray(b)).to(dev)
+        out = np.empty(X.shape, dtype=np.float64)
+        chunk = max(1, INFERENCE_BATCH // int(steps))
+        with torch.enable_grad():
+            for s in range(0, X.shape[0], chunk):
+                x = torch.from_numpy(np.ascontiguousarray(X[s : s + chunk])).to(dev)
+                path = (base + t * (x - base)).reshape(-1, *X.shape[1:]).requires_grad_(True)
+                (grad,) = torch.autograd.grad(fn(path).sum(), path)
+                mean_grad = grad.reshape(int(steps), *x.shape).double().mean(0)
+                out[s : s + chunk] = (mean_grad * (x - base).double()).cpu().numpy()
+        return out
+
+    def _explain_baseline(self) -> np.ndarray:
+        """The centre of the training rows, from the input scaling's statistics."""
+        shift, scale = self._input_scaling() or (None, None)
+        if shift is None or scale is None:
+            return np.zeros(self.input_shape_, dtype=np.float32)
+        kind = self._resolve_scaling()
+        if kind == "minmax":
+            return (shift + scale / 2).astype(np.float32)
+        if kind == "none":
+            return np.zeros_like(shift)
+        return shift.astype(np.float32)  # "standard": the mean
+
     def _input_scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The (shift, scale) of the input scaling layer, to explain an unscorable row."""
-        for name in ("encoder_", "nets_"):
+        for name in ("encoder_", "nets_", "scorer_"):
             module = getattr(self, name, None)
             scaler = getattr(module, "scaler", None)
             if scaler is None and isinstance(module, nn.ModuleDict) and "scaler" in module:

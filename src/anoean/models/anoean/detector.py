@@ -408,6 +408,9 @@ class AnoEAN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetector):
         self._mu_t, self._whiten_t = self.gaussian_.torch_params(self.device_)
 
     # ------------------------------------------------------------------- scoring
+    def _score_torch(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self._score_tensor
+
     def _score_tensor(self, x: torch.Tensor) -> torch.Tensor:
         return mahalanobis_torch(self.encoder_(x), self._mu_t, self._whiten_t)
 

@@ -684,6 +684,9 @@ class AnoEANPlus(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralDetect
     def _anomaly_score(self, X: np.ndarray) -> np.ndarray:
         return self._batched(self.scorer_, X, dtype=np.float64)
 
+    def _score_torch(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self.scorer_
+
     @property
     def _n_features_out(self) -> int:
         """Columns of :meth:`transform` (every member's code in turn):
