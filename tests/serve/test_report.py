@@ -159,6 +159,108 @@ def test_report_bad_labels_write_nothing(report_model: tuple[Path, Path], tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+class _Table(HTMLParser):
+    """The cells of the table with id "top-rows"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside, self.rows, self._cell = False, [], None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table" and dict(attrs).get("id") == "top-rows":
+            self.inside = True
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.inside = False
+        elif self.inside and tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(self._cell)
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell += data
+
+
+def _top_rows(html_text: str) -> tuple[list[str], list[list[str]]]:
+    p = _Table()
+    p.feed(html_text)
+    assert p.rows, "no top-rows table"
+    return p.rows[0], p.rows[1:]
+
+
+def test_report_lists_the_top_rows_with_their_columns_and_why(
+    report_model: tuple[Path, Path],
+) -> None:
+    d, report = report_model
+    header, rows = _top_rows(report.read_text(encoding="utf-8"))
+    table = pq.read_table(d / "test.parquet")
+    from anoean.serve.pipeline import load_pipeline
+
+    pipe = load_pipeline(d / "model")
+    cols = list(pipe.preprocessor.input_columns_)
+    assert header == ["where", "score", "label", "why (share of the score)", *cols]
+    assert len(rows) == 20
+    scores = [float(r[1]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    all_scores = pipe.score(pipe.features(table))
+    assert scores[0] == pytest.approx(float(all_scores.max()), rel=1e-3)
+    for r in rows:
+        named = [part.rsplit(" ", 1)[0] for part in r[3].split(", ")]
+        assert named and all(n in cols for n in named), r[3]
+        row = int(r[0].split()[-1]) if r[0].split()[-1].isdigit() else None
+        assert row is not None, r[0]
+
+
+def test_pipeline_explain_folds_one_hot_blocks_onto_their_columns(
+    report_model: tuple[Path, Path],
+) -> None:
+    from anoean.serve.pipeline import load_pipeline
+
+    d, _ = report_model
+    pipe = load_pipeline(d / "model")
+    table = pq.read_table(d / "test.parquet").slice(0, 50)
+    per_column = pipe.explain(table)
+    pre = pipe.preprocessor
+    assert per_column.column_names == list(pre.input_columns_)
+    assert pre.categorical_columns_  # the fold is exercised
+    per_feature = pipe.detector.explain(pipe.features(table))
+    folded = np.column_stack([per_column.column(c).to_numpy() for c in per_column.column_names])
+    np.testing.assert_allclose(folded.sum(1), per_feature.sum(1), rtol=1e-9, atol=1e-12)
+    c = pre.categorical_columns_[0]
+    k = len(pre.numeric_columns_)
+    before = sum(len(pre.categories_[x]) for x in pre.categorical_columns_[:0])
+    width = len(pre.categories_[c])
+    np.testing.assert_allclose(
+        per_column.column(c).to_numpy(), per_feature[:, k + before : k + before + width].sum(1)
+    )
+
+
+def test_latent_axes_follow_the_normals_not_the_outliers() -> None:
+    from anoean.serve.report import latent_axes, latent_sample
+
+    rng = np.random.default_rng(0)
+    normals = rng.normal(size=(500, 3)) * np.array([0.2, 3.0, 0.1])  # spread along axis 1
+    far = np.c_[np.full(20, 500.0), np.zeros(20), np.zeros(20)]  # far out along axis 0
+    Z = np.vstack([normals, far])
+    y = np.r_[np.zeros(500), np.ones(20)].astype(int)
+    P, share, lim = latent_axes(Z, y == 0)
+    # PC1 is the normals' long axis, not the direction of the outliers
+    assert abs(np.corrcoef(P[:500, 0], normals[:, 1])[0, 1]) > 0.99
+    assert share[0] > 0.9
+    # the frame holds every normal
+    inside = (P[:500] >= lim[:, 0]) & (P[:500] <= lim[:, 1])
+    assert inside.all()
+    # a large set is subsampled per class: the rare class survives
+    y_big = np.r_[np.zeros(100_000), np.ones(30)].astype(int)
+    idx = latent_sample(y_big, 5000, seed=0)
+    assert len(idx) == 5000 and (y_big[idx] == 1).sum() == 30
+
+
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
     flags = [
@@ -196,3 +298,6 @@ def test_report_renders_in_headless_chromium(
     assert dom.returncode == 0, dom.stderr[-2000:]
     pngs = _pngs(dom.stdout)
     assert len(pngs) == 4 and all(p.startswith(PNG_MAGIC) for p in pngs)
+    # the table of the highest-scoring rows is in the rendered page, with its "why" column
+    header, rows = _top_rows(dom.stdout)
+    assert len(rows) == 20 and header[3].startswith("why")

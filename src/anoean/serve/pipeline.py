@@ -157,6 +157,24 @@ class Pipeline:
         tab = table if isinstance(table, pa.Table) else pa.Table.from_batches([table])
         return self.preprocessor.transform(tab.select(self.preprocessor.input_columns_))
 
+    def explain(self, table: pa.Table | pa.RecordBatch, **kwargs: Any) -> pa.Table:
+        """Why each row scores as it does, per column of the table as it was given: the
+        detector's feature attributions (:meth:`anoean.training.neural.NeuralDetector.explain`,
+        integrated gradients of a(x); ``kwargs`` go to it), each one-hot block summed back onto
+        its categorical column. One float64 column per input column used in fit; a row's
+        values add up to its score minus the baseline's.
+
+        Raises
+        ------
+        TypeError
+            The detector cannot explain its scores (only AnoEAN and AnoEANPlus can).
+        """
+        det = self.detector
+        if not callable(getattr(det, "explain", None)):
+            raise TypeError(f"{type(det).__name__} cannot explain its scores")
+        attr = np.asarray(det.explain(self.features(table), **kwargs))
+        return pa.table(fold_attributions(self.preprocessor, attr))
+
     def labels(self, table: pa.Table, *, source: str = "data", fmt: str = "parquet") -> np.ndarray:
         """The 0/1 labels of ``table`` with the mapping used in fit."""
         col = self.meta.get("label_column")
@@ -170,6 +188,24 @@ class Pipeline:
             source=source,
             fmt=fmt,
         )
+
+
+def fold_attributions(pre: Any, attr: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-feature attributions (n, features) -> per input column: a numeric column keeps
+    its feature's value, a categorical column gets the sum over its one-hot features."""
+    names = list(pre.feature_names_out_)
+    if attr.ndim != 2 or attr.shape[1] != len(names):
+        raise ValueError(f"attributions of shape {attr.shape}; the features are {len(names)}")
+    out: dict[str, np.ndarray] = {}
+    k = len(pre.numeric_columns_)
+    for j, c in enumerate(pre.numeric_columns_):
+        out[c] = attr[:, j].astype(np.float64)
+    for c in pre.categorical_columns_:
+        width = len(pre.categories_[c])
+        out[c] = attr[:, k : k + width].sum(axis=1, dtype=np.float64)
+        k += width
+    # in the order the columns were given in fit
+    return {c: out[c] for c in pre.input_columns_ if c in out}
 
 
 def labels_of(

@@ -7,7 +7,10 @@ lazily, the ``plot`` extra) are embedded as base64 ``data:`` URIs.
 2. histograms of the scores of normal rows and anomalies, with the threshold;
 3. the latent space E(x) projected to 2-D by PCA, coloured by class (for detectors with a
    ``transform``; AnoEAN's codes live in R^d and the score is their Mahalanobis distance);
-4. the training curves from ``history_`` (losses and validation AUC-PR per epoch).
+4. the training curves from ``history_`` (losses and validation AUC-PR per epoch);
+
+then a table of the highest-scoring rows with their columns and, for detectors that explain
+their scores (AnoEAN, AnoEANPlus), the columns that weigh most in each score.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import html
 import io
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +31,10 @@ import pyarrow as pa
 from anoean.core.modelfile import atomic_output
 from anoean.serve.evaluate import evaluate_table
 
-#: points drawn in the latent scatter plot (a seeded subsample beyond that)
+#: points drawn in the latent scatter plot (a seeded subsample of each class beyond that)
 MAX_SCATTER = 5000
+#: rows in the report's table of the highest scores
+TOP_K = 20
 NORMAL_COLOUR, ANOMALY_COLOUR = "#3b75af", "#d1493f"
 
 
@@ -120,19 +126,64 @@ def histogram_figure(plt: Any, y: np.ndarray, scores: np.ndarray, threshold: flo
     return _png(fig)
 
 
-def latent_figure(plt: Any, y: np.ndarray, Z: np.ndarray, seed: int = 0) -> str:
+def latent_sample(y: np.ndarray, limit: int = MAX_SCATTER, seed: int = 0) -> np.ndarray:
+    """Row indices to draw: all rows up to ``limit``; beyond it a seeded sample of each class
+    (half the budget each, or all of a smaller class), so a rare class stays visible."""
     idx = np.arange(len(y))
-    if idx.size > MAX_SCATTER:
-        idx = np.sort(np.random.default_rng(seed).choice(idx, MAX_SCATTER, replace=False))
-    P, share = pca_2d(Z[idx])
+    if idx.size <= limit:
+        return idx
+    rng = np.random.default_rng(seed)
+    parts = [idx[y == 1], idx[y == 0]]
+    small = min(parts, key=len)
+    k_small = min(len(small), limit // 2)
+    picks = []
+    for part in parts:
+        k = k_small if part is small else limit - k_small
+        picks.append(part if len(part) <= k else rng.choice(part, k, replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def latent_axes(Z: np.ndarray, normal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Robust 2-D axes of the codes: the principal components of the *normal* codes around
+    their median (so a few far-out anomalies do not set the axes), every code projected on
+    them; the share of the normals' variance each explains; and the view limits
+    ``[[xmin, xmax], [ymin, ymax]]`` that hold every normal and the bulk (98%) of the
+    other points, so one outlier does not shrink the picture to a dot."""
+    Z = np.asarray(Z, dtype=np.float64)
+    ref = Z[normal] if normal.sum() >= 2 else Z
+    centre = np.median(ref, axis=0)
+    if Z.shape[1] == 1:
+        P = np.c_[Z[:, 0] - centre[0], np.zeros(len(Z))]
+        share = np.array([1.0, 0.0])
+    else:
+        _, s, vt = np.linalg.svd(ref - centre, full_matrices=False)
+        var = s**2
+        share = var[:2] / max(var.sum(), 1e-300)
+        P = (Z - centre) @ vt[:2].T
+    Pn = P[normal] if normal.any() else P
+    lo = np.minimum(np.quantile(P, 0.01, axis=0), Pn.min(axis=0))
+    hi = np.maximum(np.quantile(P, 0.99, axis=0), Pn.max(axis=0))
+    pad = 0.05 * np.maximum(hi - lo, 1e-9)
+    return P, share, np.stack([lo - pad, hi + pad], axis=1)
+
+
+def latent_figure(plt: Any, y: np.ndarray, Z: np.ndarray, seed: int = 0) -> str:
+    idx = latent_sample(y, MAX_SCATTER, seed)
     yy = y[idx]
+    P, share, lim = latent_axes(Z[idx], yy == 0)
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    # the anomalies first, the normals on top: a dense cloud of anomalies cannot hide them
+    ax.scatter(P[yy == 1, 0], P[yy == 1, 1], s=6, alpha=0.6, color=ANOMALY_COLOUR, label="anomaly")
     ax.scatter(P[yy == 0, 0], P[yy == 0, 1], s=6, alpha=0.5, color=NORMAL_COLOUR, label="normal")
-    ax.scatter(P[yy == 1, 0], P[yy == 1, 1], s=6, alpha=0.7, color=ANOMALY_COLOUR, label="anomaly")
+    outside = int((~((P >= lim[:, 0]) & (P <= lim[:, 1])).all(axis=1)).sum())
+    ax.set_xlim(*lim[0])
+    ax.set_ylim(*lim[1])
+    drawn = f"{len(idx):,} of {len(y):,} rows" if len(idx) < len(y) else f"{len(y):,} rows"
     ax.set(
-        xlabel=f"PC1 ({share[0]:.0%} of variance)",
+        xlabel=f"PC1 of the normals ({share[0]:.0%} of their variance)",
         ylabel=f"PC2 ({share[1]:.0%})",
-        title=f"Latent space E(x), d={Z.shape[1]}, PCA to 2-D",
+        title=f"Latent space E(x), d={Z.shape[1]}: {drawn}"
+        + (f", {outside} beyond the frame" if outside else ""),
     )
     ax.legend(markerscale=3)
     return _png(fig)
@@ -172,7 +223,7 @@ h1{font-size:1.5em} table{border-collapse:collapse;margin:1em 0}
 td,th{border:1px solid #ccc;padding:.3em .8em;text-align:left}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1em}
 figure{margin:0} figcaption{color:#555;font-size:.9em} img{max-width:100%}
-.note{color:#555}
+.note{color:#555} .wide{overflow-x:auto} h2{font-size:1.2em;margin-top:1.5em}
 """
 
 
@@ -185,6 +236,7 @@ def build_report(
     normal_values: Sequence[str] | None = None,
     source: str = "data",
     fmt: str = "parquet",
+    top_k: int = TOP_K,
 ) -> str:
     """The report as an HTML string (see the module documentation)."""
     plt = _pyplot()
@@ -201,7 +253,71 @@ def build_report(
         figures, notes = _figures(plt, pipe, table, y, scores)
     finally:
         plt.close("all")
-    return _html(source, _summary_rows(pipe, metrics, source), figures, notes)
+    top = top_rows(pipe, table, y, scores, k=top_k, fmt=fmt)
+    if top.note:
+        notes.append(top.note)
+    return _html(source, _summary_rows(pipe, metrics, source), figures, notes, top)
+
+
+@dataclass
+class TopRows:
+    """The report's table of the highest-scoring rows."""
+
+    header: list[str]
+    rows: list[list[str]]
+    #: why the "why" column is missing, if it is
+    note: str = ""
+
+
+def top_rows(
+    pipe: Any, table: pa.Table, y: np.ndarray, scores: np.ndarray, *, k: int, fmt: str
+) -> TopRows:
+    """The ``k`` highest-scoring rows: where each is in the file, its score, its label, the
+    columns it was scored on (as they are in the file) and, when the detector can explain
+    its scores, the columns that weigh most in it (their share of the positive attributions,
+    :meth:`anoean.serve.pipeline.Pipeline.explain`)."""
+    from anoean.data.tables import where
+
+    order = np.argsort(-scores, kind="stable")[: max(0, int(k))]
+    cols = list(pipe.preprocessor.input_columns_)
+    sub = table.take(pa.array(order, type=pa.int64())) if order.size else table.slice(0, 0)
+    why: list[str] | None = None
+    note = ""
+    if order.size:
+        try:
+            attr = pipe.explain(sub)
+        except TypeError as exc:
+            note = f"Top rows: no attributions ({exc})."
+        else:
+            why = [_why(attr, i) for i in range(order.size)]
+    values = {c: sub.column(c).to_pylist() for c in cols}
+    header = ["where", "score", "label", *(["why (share of the score)"] if why else []), *cols]
+    rows = []
+    for i, r in enumerate(order.tolist()):
+        row = [where(r, fmt), f"{scores[r]:.4g}", "anomaly" if y[r] == 1 else "normal"]
+        if why:
+            row.append(why[i])
+        row += [_cell(values[c][i]) for c in cols]
+        rows.append(row)
+    return TopRows(header, rows, note)
+
+
+def _why(attr: pa.Table, i: int, top: int = 3) -> str:
+    """The columns with the largest positive attributions in row ``i``, with their share."""
+    names = attr.column_names
+    a = np.array([attr.column(c)[i].as_py() for c in names], dtype=np.float64)
+    pos = np.clip(a, 0.0, None)
+    total = pos.sum()
+    if not total > 0:
+        return "(no column raises it above the baseline)"
+    best = np.argsort(-pos, kind="stable")[:top]
+    return ", ".join(f"{names[j]} {pos[j] / total:.0%}" for j in best if pos[j] > 0)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else str(v)
 
 
 def _figures(
@@ -234,8 +350,10 @@ def _figures(
         figures.append(
             (
                 "latent",
-                "Latent codes E(x) projected on their first two principal "
-                "components; normal data is pushed towards N(0, I).",
+                "Latent codes E(x) on the first two principal components of the normal "
+                "rows' codes (centred on their median), normals drawn on top; the frame "
+                "holds every normal and 98% of the rest. Training pushes normal data "
+                "towards N(0, I).",
                 latent_figure(plt, y, Z),
             )
         )
@@ -287,10 +405,22 @@ def _html(
     rows: list[tuple[str, str]],
     figures: list[tuple[str, str, str]],
     notes: list[str],
+    top: TopRows | None = None,
 ) -> str:
-    """The page: title and time stamp, the summary table, the notes, then the figures."""
+    """The page: title and time stamp, the summary table, the notes, the figures, then the
+    table of the highest-scoring rows."""
     esc = html.escape
     table_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    top_html = ""
+    if top is not None and top.rows:
+        head = "".join(f"<th>{esc(h)}</th>" for h in top.header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in top.rows
+        )
+        top_html = (
+            f'<h2 id="top">The {len(top.rows)} highest-scoring rows</h2><div class="wide">'
+            f'<table id="top-rows"><tr>{head}</tr>{body}</table></div>'
+        )
     figs_html = "".join(
         f'<figure id="{fid}"><img alt="{esc(cap)}" src="data:image/png;base64,{b64}">'
         f"<figcaption>{esc(cap)}</figcaption></figure>"
@@ -303,7 +433,7 @@ def _html(
         f"<title>anoean report: {esc(source)}</title><style>{_CSS}</style></head><body>"
         f'<h1>Anomaly detection report</h1><p class="note">Generated {stamp} by anoean.</p>'
         f'<table>{table_html}</table>{notes_html}<div class="grid">{figs_html}</div>'
-        "</body></html>\n"
+        f"{top_html}</body></html>\n"
     )
 
 
