@@ -67,7 +67,7 @@ def test_target_false_alarm_sets_the_threshold_on_validation_normals(data_dir: P
     n_val_normal = rep["validation_rows"] - round(
         rep["validation_rows"] * rep["anomalies"] / rep["rows"]
     )
-    assert abs(rep["validation"]["false_alarm_at_threshold"] - 0.1) <= 2.0 / n_val_normal
+    assert abs(rep["validation"]["false_positive_rate"] - 0.1) <= 2.0 / n_val_normal
     assert json.loads((out / "config.json").read_text())["params"]["target_false_alarm"] == 0.1
 
 
@@ -167,10 +167,36 @@ def test_evaluate_prints_the_papers_metrics(model: Path, data_dir: Path) -> None
     pipe = load_pipeline(model)
     t = pq.read_table(data_dir / "test.parquet")
     ref = evaluate(t.column("is_attack").to_numpy(), pipe.detector.anomaly_score(pipe.features(t)))
-    for k in ("aucpr", "best_f1", "false_alarm", "recall", "auroc"):
+    for k in ("aucpr", "best_f1", "recall", "auroc"):
         assert got[k] == pytest.approx(ref[k], rel=1e-6)
+    # the two rates that "false alarm" used to name, each under its own name
+    assert got["false_discovery_rate"] == pytest.approx(ref["false_alarm"], rel=1e-6)
+    assert "false_alarm" not in got and "false_alarm_at_threshold" not in got
+    scores = pipe.detector.anomaly_score(pipe.features(t))
+    normal = t.column("is_attack").to_numpy() == 0
+    assert got["false_positive_rate"] == pytest.approx((scores[normal] > pipe.threshold).mean())
+    assert got["false_positive_budget"] == 0.05  # the default target_false_alarm
     text = run("evaluate", model, data_dir / "test.parquet").output
     assert "AUC-PR" in text and "AUROC" in text and "best F1" in text
+    assert "of the alarms are false" in text and "false-positive rate" in text
+    assert "budget 5.0%" in text
+
+
+def test_evaluate_warns_when_the_false_positive_budget_is_exceeded() -> None:
+    from anoean.serve.evaluate import warn_over_budget
+
+    m = {"false_positive_rate": 0.074}
+    with pytest.warns(UserWarning, match=r"7\.4% of the normal rows \(740 of 10000\).*1\.0%"):
+        assert warn_over_budget(m, 10_000, 0.01, "KDDTest+")
+    assert m["false_positive_budget_exceeded"] is True
+    # within sampling noise of the budget: 12 of 1,000 under a 1% budget is no evidence
+    m = {"false_positive_rate": 0.012}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not warn_over_budget(m, 1000, 0.01, "data")
+    assert m["false_positive_budget_exceeded"] is False
 
 
 def test_export_onnx_scores_preprocessed_rows_like_the_cli(

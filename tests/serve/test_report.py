@@ -100,7 +100,7 @@ def test_report_metrics_match_evaluate(report_model: tuple[Path, Path]) -> None:
     )
     import json
 
-    aucpr = json.loads(res.output)["aucpr"]
+    aucpr = json.loads(res.stdout)["aucpr"]  # stderr may hold the over-budget warning
     assert f"<th>AUC-PR</th><td>{aucpr:.4f}</td>" in report.read_text(encoding="utf-8")
 
 

@@ -76,12 +76,15 @@ def _metrics_lines(m: dict[str, Any]) -> list[str]:
         lines.append(
             f"  AUC-PR {_fmt(m['aucpr'])}   AUROC {_fmt(m['auroc'])}   "
             f"best F1 {_fmt(m['best_f1'])} "
-            f"(false alarms {_fmt(m['false_alarm'], True)} of alarms, recall "
+            f"(there {_fmt(m['false_discovery_rate'], True)} of the alarms are false, recall "
             f"{_fmt(m['recall'], True)})"
         )
+    budget = m.get("false_positive_budget")
     lines.append(
-        f"  at the threshold {m['threshold']:.4g}: {_fmt(m['false_alarm_at_threshold'], True)} of "
-        f"normal rows raise an alarm, recall {_fmt(m.get('recall_at_threshold'), True)}"
+        f"  at the model's threshold {m['threshold']:.4g}: false-positive rate "
+        f"{_fmt(m['false_positive_rate'], True)} (normal rows that raise an alarm"
+        + (f"; budget {_fmt(budget, True)}" if budget is not None else "")
+        + f"), recall {_fmt(m.get('recall_at_threshold'), True)}"
     )
     return lines
 

@@ -13,7 +13,7 @@ from anoean.cli.common import _csv_list, _errors
 
 def _metrics_table(methods: dict[str, dict[str, float]]) -> str:
     head = (
-        f"{'method':<14} {'AUC-PR':>7} {'best F1':>8} {'FA':>7} {'recall':>7} {'AUROC':>7} "
+        f"{'method':<14} {'AUC-PR':>7} {'best F1':>8} {'FDR':>7} {'recall':>7} {'AUROC':>7} "
         f"{'fit s':>7}"
     )
     lines = [head, "-" * len(head)]
@@ -22,6 +22,10 @@ def _metrics_table(methods: dict[str, dict[str, float]]) -> str:
             f"{name:<14} {m['aucpr']:>7.3f} {m['best_f1']:>8.3f} {m['false_alarm']:>7.3f} "
             f"{m['recall']:>7.3f} {m['auroc']:>7.3f} {m['fit_s']:>7.2f}"
         )
+    lines.append(
+        "FDR and recall at the best-F1 threshold; FDR = share of the alarms that are false "
+        "(1 - precision, the paper's FA)"
+    )
     return "\n".join(lines)
 
 

@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from anoean.core.datachecks import DataWarning, warn_constant_columns, warn_squashed_columns
-from anoean.core.metrics import evaluate
 from anoean.core.splits import holdout_split
 from anoean.data.preprocessing import TabularPreprocessor
 from anoean.data.tables import (
@@ -339,17 +338,15 @@ def _detector(
 
 
 def _validation_metrics(det: Any, X_val: np.ndarray, y_val: np.ndarray) -> dict[str, float | None]:
-    """The alarm rates at the detector's threshold and, with anomalies among the validation
-    rows, the paper's metrics."""
+    """At the detector's threshold, the ``false_positive_rate`` (validation normals that
+    raise an alarm) and the recall; with anomalies among the validation rows, the paper's
+    metrics (``false_discovery_rate`` is their 1 - precision at the best F1)."""
+    from anoean.serve.evaluate import paper_metrics, threshold_metrics
+
     s_val = det.anomaly_score(X_val)
-    alarm = s_val > det.threshold_
-    metrics: dict[str, float | None] = {
-        "false_alarm_at_threshold": float(alarm[y_val == 0].mean()),
-        "recall_at_threshold": float(alarm[y_val == 1].mean()) if y_val.any() else None,
-        "threshold": float(det.threshold_),
-    }
+    metrics: dict[str, float | None] = threshold_metrics(y_val, s_val, float(det.threshold_))
     if y_val.any():
-        metrics.update(evaluate(y_val, s_val))
+        metrics.update(paper_metrics(y_val, s_val))
     return metrics
 
 

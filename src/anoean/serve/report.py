@@ -389,15 +389,24 @@ def _summary_rows(pipe: Any, metrics: dict[str, Any], source: str) -> list[tuple
         ("AUROC", f"{metrics['auroc']:.4f}"),
         (
             "best F1",
-            f"{metrics['best_f1']:.4f} (false alarms {metrics['false_alarm']:.1%} of "
-            f"alarms, recall {metrics['recall']:.1%})",
+            f"{metrics['best_f1']:.4f} (there {metrics['false_discovery_rate']:.1%} of the "
+            f"alarms are false, recall {metrics['recall']:.1%})",
         ),
         (
-            "at the threshold",
-            f"{metrics['false_alarm_at_threshold']:.2%} of normal rows raise an "
-            f"alarm; recall {metrics['recall_at_threshold']:.1%}",
+            "at the model's threshold",
+            f"false-positive rate {metrics['false_positive_rate']:.2%} (normal rows that raise "
+            "an alarm)" + _budget_text(metrics) + f"; recall {metrics['recall_at_threshold']:.1%}",
         ),
     ]
+
+
+def _budget_text(metrics: dict[str, Any]) -> str:
+    budget = metrics.get("false_positive_budget")
+    if budget is None:
+        return ""
+    if metrics.get("false_positive_budget_exceeded"):
+        return f", ABOVE the model's budget of {budget:.1%} beyond sampling noise"
+    return f", within the model's budget of {budget:.1%}"
 
 
 def _html(
