@@ -756,3 +756,32 @@ def test_fit_announces_how_training_ended(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ocsvm.exit_code == 0 and "kept epoch" not in ocsvm.output
     assert "epochs" not in load_pipeline(tmp_path / "o").meta["fit"]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_and_quiet_work_before_and_after_the_verb(
+    data_dir: Path, tmp_path: Path, where: str
+) -> None:
+    from click.testing import CliRunner
+
+    from anoean.cli import main
+
+    fit = ["fit", str(data_dir / "train.csv"), "--label-column", "is_attack", "--exclude", "id"]
+    fit += ["--param", "max_epochs=1", "--param", "device=cpu", "--out", str(tmp_path / "m")]
+    args = ["--quiet", *fit] if where == "before" else [*fit, "--quiet"]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    # --quiet reached the detector: no progress bar (verbose=0), wherever it was given
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["params"]["verbose"] == 0
+    loud = [*fit[:-1], str(tmp_path / "m2")]
+    res = CliRunner().invoke(main, loud, catch_exceptions=False)
+    assert json.loads((tmp_path / "m2" / "config.json").read_text())["params"]["verbose"] == 1
+    # -vv shows the traceback instead of the one-line error, before or after the verb
+    bad = ["score", str(tmp_path / "missing"), str(data_dir / "test.parquet")]
+    bad += ["--out", str(tmp_path / "s.parquet")]
+    args = ["-vv", *bad] if where == "before" else [*bad, "-vv"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code != 0 and res.exception is not None
+    assert not isinstance(res.exception, SystemExit)  # raised, not turned into "Error: ..."
+    res = CliRunner().invoke(main, bad)
+    assert isinstance(res.exception, SystemExit) and "Error:" in res.output

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from anoean.cli.common import set_log_level
 from anoean.cli.fitting import export, fit, methods
 from anoean.cli.paper import demo, reproduce
 from anoean.cli.scoring import evaluate, report, score
@@ -39,17 +40,20 @@ logger = logging.getLogger("anoean")
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="anoean")
-@click.option("-v", "--verbose", count=True, help="Log more (repeat for debug and tracebacks).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log more (repeat for debug and tracebacks); also after the verb.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars; also after the verb.")
 @click.pass_context
-def main(ctx: click.Context, verbose: int) -> None:
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """anoean: semi-supervised anomaly detection with an Encoding Adversarial Network."""
     _exit_cleanly_on_signals()
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("anoean").setLevel(level)
-    ctx.obj = {"verbose": verbose}
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    set_log_level(verbose)
+    ctx.obj = {"verbose": verbose, "quiet": quiet}
 
 
 def _terminate(signum: int, frame: Any) -> None:

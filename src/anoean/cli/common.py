@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -110,6 +111,51 @@ _label_options = [
 ]
 
 
+def set_log_level(verbose: int) -> None:
+    """WARNING by default; INFO with -v; DEBUG with -vv."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.getLogger("anoean").setLevel(level)
+    logging.getLogger().setLevel(level)
+
+
+def _add_verbose(ctx: click.Context, param: Any, value: int) -> None:
+    if value:
+        obj = ctx.ensure_object(dict)
+        obj["verbose"] = obj.get("verbose", 0) + value
+        set_log_level(obj["verbose"])
+
+
+def _add_quiet(ctx: click.Context, param: Any, value: bool) -> None:
+    if value:
+        ctx.ensure_object(dict)["quiet"] = True
+
+
+def _quiet(ctx: click.Context | None = None) -> bool:
+    """Whether --quiet was given, before the verb or after it."""
+    ctx = ctx or click.get_current_context()
+    return bool((ctx.obj or {}).get("quiet"))
+
+
+#: -v and --quiet, which every verb takes after its name as well as before it
+_output_options = [
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_add_verbose,
+        help="Log more (repeat for debug and tracebacks); also accepted before the verb.",
+    ),
+    click.option(
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_add_quiet,
+        help="No progress bars; also accepted before the verb.",
+    ),
+]
+
+
 def _with(options: list[Any]) -> Any:
     """A decorator adding each of ``options`` to a command, in the order listed."""
 
@@ -120,6 +166,8 @@ def _with(options: list[Any]) -> Any:
 
     return add
 
+
+_with_output_options = _with(_output_options)
 
 #: the default of --na-values, as shown in --help (anoean.data.tables.DEFAULT_NA_VALUES)
 _NA_HELP = "?,-,--,n/a,N/A,NA,na,#N/A,null,NULL,None,none,<NA>"

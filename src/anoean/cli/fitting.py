@@ -16,8 +16,10 @@ from anoean.cli.common import (
     _errors,
     _metrics_lines,
     _parse_params,
+    _quiet,
     _with_csv_options,
     _with_label_options,
+    _with_output_options,
 )
 
 
@@ -100,7 +102,7 @@ from anoean.cli.common import (
     "--resume: OUT.checkpoints beside OUT); removed once the model is saved.",
 )
 @_with_csv_options
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_with_output_options
 @click.option("--json", "as_json", is_flag=True, help="Print the validation metrics as JSON.")
 @click.pass_context
 def fit(
@@ -127,7 +129,6 @@ def fit(
     encoding: str,
     na_values: str | None,
     block_size: int | None,
-    quiet: bool,
     as_json: bool,
 ) -> None:
     """Fit preprocessing and a detector on DATA (.csv or .parquet) and write a model directory."""
@@ -170,7 +171,7 @@ def fit(
                 unknown=unknown_categories,
                 validation_fraction=validation_fraction,
                 random_state=seed,
-                verbose=0 if quiet else 1,
+                verbose=0 if _quiet(ctx) else 1,
                 source=str(data),
                 fmt=fmt,
                 max_categories=max_categories,
@@ -224,6 +225,7 @@ def _training_lines(fit: dict[str, Any]) -> list[str]:
 
 
 @click.command()
+@_with_output_options
 def methods() -> None:
     """List the detectors available to 'fit --method'."""
     from anoean.serve.pipeline import available_methods
@@ -242,6 +244,7 @@ def methods() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="ONNX file to write: preprocessed features in, anomaly_score out.",
 )
+@_with_output_options
 @click.pass_context
 def export(ctx: click.Context, model: Path, onnx_path: Path) -> None:
     """Export MODEL's encoder and Mahalanobis distance as one ONNX graph."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from anoean.cli.common import _csv_list, _errors
+from anoean.cli.common import _csv_list, _errors, _quiet, _with_output_options
 
 
 def _metrics_table(methods: dict[str, dict[str, float]]) -> str:
@@ -36,12 +36,12 @@ def _metrics_table(methods: dict[str, dict[str, float]]) -> str:
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--max-epochs", default=300, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def demo(normal: int, seed: int, max_epochs: int, as_json: bool, quiet: bool) -> None:
+@_with_output_options
+def demo(normal: int, seed: int, max_epochs: int, as_json: bool) -> None:
     """AnoEAN vs a one-class SVM on scikit-learn's bundled digits (no download)."""
     from anoean.experiments.demo import run_demo
 
-    res = run_demo(normal, seed=seed, max_epochs=max_epochs, verbose=0 if quiet else 1)
+    res = run_demo(normal, seed=seed, max_epochs=max_epochs, verbose=0 if _quiet() else 1)
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return
@@ -104,7 +104,7 @@ def demo(normal: int, seed: int, max_epochs: int, as_json: bool, quiet: bool) ->
     help="With --report-only: also refresh the generated blocks of this Markdown document "
     "(e.g. docs/results.md).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_with_output_options
 @click.pass_context
 def reproduce(
     ctx: click.Context,
@@ -119,7 +119,6 @@ def reproduce(
     report_only: bool,
     runs_file: Path | None,
     doc: Path | None,
-    quiet: bool,
 ) -> None:
     """Regenerate the paper's tables and figures; resumes from OUT/runs.jsonl."""
     from anoean.experiments import reproduce as run
@@ -143,7 +142,7 @@ def reproduce(
             out=out,
             quick=quick,
             data_home=data_home,
-            progress=not quiet,
+            progress=not _quiet(ctx),
             image_gan_budget=image_gan_budget,
         )
     click.echo(

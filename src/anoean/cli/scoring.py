@@ -15,6 +15,7 @@ from anoean.cli.common import (
     _metrics_lines,
     _with_csv_options,
     _with_label_options,
+    _with_output_options,
 )
 
 
@@ -77,6 +78,7 @@ from anoean.cli.common import (
     help="Replace OUT (with --engine dask: its files of the same names) if it exists.",
 )
 @_with_csv_options
+@_with_output_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def score(
@@ -251,6 +253,7 @@ def _score_summary(res: Any, threshold: float, data: Path, out: Path) -> str:
 @click.option("--label-column", help="Label column (default: the one used in fit).")
 @_with_label_options
 @_with_csv_options
+@_with_output_options
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.pass_context
 def evaluate(
@@ -306,6 +309,7 @@ def evaluate(
     help="HTML file to write.",
 )
 @_with_csv_options
+@_with_output_options
 @click.pass_context
 def report(
     ctx: click.Context,
