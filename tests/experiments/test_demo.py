@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import REPO
 
 from anoean.cli import main
-from anoean.experiments.demo import digits_split
+from anoean.experiments.demo import digits_split, unseen_kinds_split
 
 
 def test_digits_split_has_unseen_digits():
@@ -29,16 +29,41 @@ def test_digits_split_has_unseen_digits():
     assert not rows(s.X_train) & rows(s.X_test)
 
 
-def test_demo_command_prints_metrics_for_both_methods():
-    res = CliRunner().invoke(main, ["demo", "--max-epochs", "30", "--quiet", "--json"])
+def test_unseen_kinds_split_keeps_the_unseen_digits_out_of_training_and_validation():
+    s = unseen_kinds_split((0, 1, 2, 3, 4), n_seen=2, seed=3)
+    others = {5, 6, 7, 8, 9}
+    assert set(s.seen) <= others and len(s.seen) == 2
+    assert set(s.c_test[s.y_test == 0].tolist()) <= {0, 1, 2, 3, 4}
+    # training and validation anomalies are of the seen digits only; the test has the others
+    rows = lambda X: {r.tobytes() for r in X}  # noqa: E731
+    unseen_test = s.X_test[(s.y_test == 1) & ~np.isin(s.c_test, s.seen)]
+    assert len(unseen_test) > 0.4 * (s.y_test == 1).sum()
+    assert not rows(unseen_test) & (rows(s.X_train) | rows(s.X_val))
+    assert not rows(s.X_train) & rows(s.X_test)
+    assert (s.y_test == 1).sum() == (s.y_test == 0).sum()
+
+
+def test_demo_command_prints_metrics_for_every_method():
+    res = CliRunner().invoke(main, ["demo", "--max-epochs", "3", "--quiet", "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
-    assert set(out["methods"]) == {"AnoEAN", "OCSVM (RBF)"}
+    out = json.loads(res.stdout)
+    assert list(out["methods"]) == [
+        "AnoEANPlus",
+        "AnoEAN",
+        "SVM (RBF, class-weighted)",
+        "OCSVM (RBF)",
+    ]
     for m in out["methods"].values():
-        assert {"aucpr", "best_f1", "false_alarm", "recall"} <= set(m)
+        assert {"aucpr", "best_f1", "false_alarm", "recall", "auroc_unseen"} <= set(m)
         assert 0.2 < m["aucpr"] <= 1.0  # test set is half anomalies: chance is 0.5
-    text = CliRunner().invoke(main, ["demo", "--max-epochs", "5", "--quiet"]).output
-    assert "AUC-PR" in text and "never seen in training" in text
+    res = CliRunner().invoke(main, ["demo", "--max-epochs", "3", "--quiet", "--normal", "1,7"])
+    assert res.exit_code == 0, res.output
+    text = res.stdout
+    assert "AUC-PR" in text and "never seen in training" in text and "best AUC-PR here" in text
+    assert "normal digits [1, 7]" in text
+    assert "warning" not in res.output  # the blank corner pixels are not reported each fit
+    bad = CliRunner().invoke(main, ["demo", "--normal", "x"])
+    assert bad.exit_code != 0 and "digits 0-9" in bad.output
 
 
 def test_readme_python_example_runs(tmp_path):
