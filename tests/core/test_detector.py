@@ -116,3 +116,19 @@ def test_numpy_scorer_names_a_value_beyond_float32(det, tmp_path) -> None:
     for call in (lambda: sc.score(X), lambda: sc.score_one(X[1])):
         with pytest.raises(ValueError, match=r"1e\+300 at row \d, column 2, beyond the float32"):
             call()
+
+
+def test_sample_weight_is_refused_with_what_to_do_instead() -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from anoean.baselines import OCSVM
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    with pytest.raises(TypeError, match=r"does not take sample_weight.*np\.repeat"):
+        OCSVM().fit(X, sample_weight=np.ones(60))
+    # through a scikit-learn Pipeline too (routed as ocsvm__sample_weight)
+    with pytest.raises(TypeError, match="does not take sample_weight"):
+        make_pipeline(StandardScaler(), OCSVM()).fit(X, ocsvm__sample_weight=np.ones(60))
+    OCSVM().fit(X, sample_weight=None)  # the default is accepted

@@ -161,8 +161,31 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         return X, y, X_val, y_val
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any = None, *, X_val: Any = None, y_val: Any = None) -> BaseDetector:
-        """Fit on X (y: 1 = known anomaly, 0 = normal; None = all normal). Returns self."""
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        X_val: Any = None,
+        y_val: Any = None,
+        sample_weight: Any = None,
+    ) -> BaseDetector:
+        """Fit on X (y: 1 = known anomaly, 0 = normal; None = all normal). Returns self.
+
+        ``sample_weight`` is refused (``TypeError``, saying what to do instead): the
+        detectors' objectives, early stopping, Gaussians and thresholds have no weighted
+        form here. For records de-duplicated with counts, split off the validation records
+        first, then repeat each record by its count: ``np.repeat(X, counts, axis=0)`` and
+        the same for y, passing the validation part as ``X_val``, ``y_val``, so that copies
+        of one record never land on both sides.
+        """
+        if sample_weight is not None:
+            raise TypeError(
+                f"{type(self).__name__}.fit does not take sample_weight. For records with "
+                "counts, hold out the validation records first, then repeat each record by "
+                "its count (np.repeat(X, counts, axis=0), and y likewise) and pass the "
+                "held-out part as X_val, y_val, so that no record is on both sides"
+            )
         X, y, X_val, y_val = self._validate_fit_inputs(X, y, X_val, y_val)
         names = getattr(self, "feature_names_in_", None)
         warn_constant_columns(X, names, stacklevel=3)
