@@ -32,7 +32,7 @@ from anoean.distributed.files import STAGING_PREFIX  # noqa: E402
 from anoean.serve.batch import score_batch  # noqa: E402
 from anoean.serve.pipeline import load_pipeline  # noqa: E402
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # a model is fitted in the first test's set-up
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_flag_policy_matches_single_process(
 
 
 def test_fail_policy_names_the_file_and_row_and_writes_nothing(
-    client, model: Path, flows_dir: Path, tmp_path: Path
+    client, model: Path, flows_dir: Path, big_dir: Path, tmp_path: Path
 ) -> None:
     data = flows(600, seed=7)
     data["dst_bytes"] = data["dst_bytes"].copy()
@@ -157,16 +157,19 @@ def test_fail_policy_names_the_file_and_row_and_writes_nothing(
     bad = _write_parquet(data, inp / "bad.parquet")
     for name in ("part-0.parquet", "part-2.parquet"):
         (inp / name).write_bytes((flows_dir / name).read_bytes())
+    # a long file, still being scored on the other worker when the bad one fails
+    (inp / "big-0.parquet").write_bytes((big_dir / "big-0.parquet").read_bytes())
     single = run("score", model, bad, "--out", tmp_path / "single.parquet")
     fails(single, f"{bad}: row 417", "dst_bytes")
     out = tmp_path / "scores"
     res = run(
-        "score", model, inp, "--out", out, "--engine", "dask",
-        "--scheduler", client.scheduler.address,
+        "score", model, bad, big_dir / "big-0.parquet", "--out", out, "--engine", "dask",
+        "--scheduler", client.scheduler.address, "--batch-rows", "500",
     )  # fmt: skip
     fails(res, f"{bad}: row 417", "dst_bytes", "--on-error flag")
     # the same message as single-process scoring
     assert single.output.strip().splitlines()[-1] == res.output.strip().splitlines()[-1]
+    time.sleep(1.0)  # nothing still running writes anything afterwards
     assert not out.exists()  # made by the job, and removed with nothing in it
     # an existing output folder keeps exactly what it held
     out.mkdir()

@@ -44,6 +44,8 @@ logger = logging.getLogger("anoean")
 
 #: prefix of the staging folder inside the output folder (removed when the job ends)
 STAGING_PREFIX = ".anoean-dask-"
+#: a file in the staging folder that tells the tasks still to start that the job stopped
+STOP_MARKER = ".stop"
 
 
 class ScoringJobError(RuntimeError):
@@ -431,9 +433,24 @@ def _run(
                 raise _job_error(fut.exception(), files[i], distributed)
             if fut.status == "cancelled":
                 raise ScoringJobError(f"{files[i]}: its task was cancelled; nothing was written")
-            results[i] = FileResult(**fut.result())
-    except BaseException:
-        client.cancel([*futures, model], force=True)  # the other files: stop now
+            done = fut.result()
+            if done is None:  # only after a stop, which comes with an error
+                raise ScoringJobError(f"{files[i]}: its task was stopped; nothing was written")
+            results[i] = FileResult(**done)
+    except Exception:
+        # a task already running cannot be interrupted, and would go on writing into the
+        # staging folder once it is removed: tell the tasks to stop (those that start now
+        # return at once), and wait for the running ones to end before cleaning up
+        with contextlib.suppress(OSError):
+            (staging / STOP_MARKER).touch()
+        with contextlib.suppress(Exception):
+            distributed.wait(list(futures))
+        client.cancel([*futures, model], force=True)
+        raise
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): stop without waiting
+        with contextlib.suppress(OSError):
+            (staging / STOP_MARKER).touch()
+        client.cancel([*futures, model], force=True)
         raise
     return [r for r in results if r is not None]
 
@@ -464,6 +481,10 @@ def _limit_threads() -> None:
     thread per session, and the nanny sets OMP/MKL/OpenBLAS to one thread)."""
     if _ONE_CORE:
         return
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        return  # not a worker process of a nanny (a thread-based cluster): not ours to size
     try:
         from distributed import get_worker
 
@@ -485,8 +506,12 @@ def _score_one_file(
     strict_categories: bool | None,
     batch_rows: int | None,
     csv: CsvOptions | None,
-) -> dict[str, Any]:
-    """One task: score ``src`` into ``dst`` (written atomically) in this thread alone."""
+) -> dict[str, Any] | None:
+    """One task: score ``src`` into ``dst`` (written atomically) in this thread alone;
+    nothing (None) when the job has stopped: its staging folder is gone or marked."""
+    staging = Path(dst).parent
+    if not staging.is_dir() or (staging / STOP_MARKER).exists():
+        return None  # another file failed: write nothing, and do not recreate the folder
     _limit_threads()
     pipe = materialise(payload, engine)
     with warnings.catch_warnings():
