@@ -16,9 +16,9 @@ What it does:
    resident memory (``wait4`` rusage of the child);
 4. checks the output: every row, every input column, two new columns, no null score.
 
-Targets: at least 500,000 rows/s end to end on 2 cores, peak RSS under 1 GB. The machine's
-load average is recorded: on a shared machine the wall time includes waiting for CPUs, so
-CPU time is reported too.
+Targets: at least 1,000,000 rows/s end to end on 2 cores (issue 18; 500,000 before), peak
+RSS under 1 GB. The machine's load average is recorded: on a shared machine the wall time
+includes waiting for CPUs, so CPU time is reported too.
 
 The set-up (fitting, generating the file) and the output check run in child processes, so
 this parent stays small: a forked child's peak RSS would otherwise count the parent's pages.
@@ -39,6 +39,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+#: rows/s end to end that the benchmark is held to (issue 18)
+TARGET_ROWS_S = 1_000_000
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(HERE)])}
 
 
@@ -180,7 +182,7 @@ def main() -> None:
     best = min(r["wall"] for r in runs)
     rate, best_rate = n / wall, n / best
     loads = [r["load_before"] for r in runs] + [r["load_after"] for r in runs]
-    met_rate, met_rss = rate >= 500_000, rss < 1024
+    met_rate, met_rss = rate >= TARGET_ROWS_S, rss < 1024
     lines = [
         "## `anoean score`: 5,000,000 rows end to end",
         "",
@@ -208,7 +210,7 @@ def main() -> None:
         f"{statistics.median(r['inner'] for r in runs):.1f} s |",
         f"| load average (1 min) around the runs | {min(loads):.1f} to {max(loads):.1f} |",
         "",
-        f"Targets on 2 cores: >= 500,000 rows/s: **{'met' if met_rate else 'NOT met'}** "
+        f"Targets on 2 cores: >= {TARGET_ROWS_S:,} rows/s: **{'met' if met_rate else 'NOT met'}** "
         f"({rate:,.0f} rows/s); peak RSS < 1 GB: **{'met' if met_rss else 'NOT met'}**.",
         "",
         "The 2 cores were shared with other jobs during the runs (the load average above; 2.0 "

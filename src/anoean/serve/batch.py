@@ -115,7 +115,14 @@ def _score_batch(
             raise DataError(f"{source}: the input already has a column {name!r}; rename or drop it")
     if strict_categories is None:
         strict_categories = pipe.preprocessor.unknown == "error"
-    mask, reasons = pipe.unscorable_rows(batch, strict_categories=strict_categories)
+    # the hot path: a batch in which every row can be encoded is checked and encoded in
+    # one pass; any other batch goes through the row-by-row checks below
+    encoded = _encode_scorable(pipe, batch, strict_categories)
+    reasons: dict[int, str]
+    if encoded is not None:
+        mask, reasons = np.zeros(batch.num_rows, dtype=bool), {}
+    else:
+        mask, reasons = pipe.unscorable_rows(batch, strict_categories=strict_categories)
     if mask.any() and on_error == "fail":
         first = int(np.flatnonzero(mask)[0])
         raise _unscorable(reasons, first, int(mask.sum()), source, fmt, row_offset)
@@ -129,8 +136,25 @@ def _score_batch(
         source=source,
         fmt=fmt,
         row_offset=row_offset,
+        encoded=encoded,
     )
     return _scored_batch(batch, scores, mask, reasons, pipe.threshold, on_error), unknown
+
+
+def _encode_scorable(
+    pipe: Pipeline, batch: pa.RecordBatch, strict_categories: bool
+) -> tuple[np.ndarray, dict[str, int]] | None:
+    """(features, unknown categories per column) when every row of ``batch`` can be
+    encoded (:meth:`~anoean.data.preprocessing.TabularPreprocessor.encode_scorable`), else
+    None; None too for a preprocessor without that method."""
+    pre = pipe.preprocessor
+    fast = getattr(pre, "encode_scorable", None)
+    if fast is None or not batch.num_rows:
+        return None
+    result: tuple[np.ndarray, dict[str, int]] | None = fast(
+        batch.select(pre.input_columns_), strict_categories=strict_categories
+    )
+    return result
 
 
 def _unscorable(
@@ -155,18 +179,23 @@ def _score_rows(
     source: str,
     fmt: str,
     row_offset: int,
+    encoded: tuple[np.ndarray, dict[str, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Score the rows not in ``mask``: (scores, mask, unknown categories per column).
 
-    A row whose score is not finite stops scoring (``on_error="fail"``) or joins the
-    returned mask, its reason added to ``reasons``; unscored rows get a score of 0 here.
+    ``encoded`` is the features of the whole batch and its unknown categories, when
+    already computed (then ``mask`` is all false). A row whose score is not finite stops
+    scoring (``on_error="fail"``) or joins the returned mask, its reason added to
+    ``reasons``; unscored rows get a score of 0 here.
     """
     pre = pipe.preprocessor
     n = batch.num_rows
     unknown: dict[str, int] = {}
     scores = np.zeros(n, dtype=np.float64)
     good = ~mask
-    if good.any():
+    if encoded is not None:
+        X, unknown = encoded
+    elif good.any():
         sub = batch if not mask.any() else batch.filter(pa.array(good))
         sub = sub.select(pre.input_columns_)
         if not strict_categories:
@@ -178,6 +207,7 @@ def _score_rows(
                 X = pre.transform(sub)
             except ValueError as exc:
                 raise DataError(f"{source}: rows {row_offset}-{row_offset + n - 1}: {exc}") from exc
+    if good.any():
         s = np.asarray(pipe.scorer(X), dtype=np.float64)  # unchecked: handled here
         finite = np.isfinite(s)
         idx = np.flatnonzero(good)

@@ -236,6 +236,65 @@ class TabularPreprocessor:
                 flat[row_start + offset + codes] = 1.0
             offset += len(cats)
 
+    def encode_scorable(
+        self, table: Any, *, strict_categories: bool = False
+    ) -> tuple[np.ndarray, dict[str, int]] | None:
+        """:meth:`transform` of a table in which every row can be encoded, in one pass, with
+        the unknown categories counted (as :meth:`unknown_category_counts`); None when some
+        row may not be encodable (a null, a NaN or infinite number, a number that leaves
+        the float32 range once scaled, a column of another type, an unknown category when
+        ``strict_categories``), for the caller to find and report those rows.
+
+        The scoring hot path (:func:`anoean.serve.batch.score_batch`): the numbers are cast
+        and scaled once, as a block, for the checks and the output together, and a
+        dictionary-encoded category column is looked up once per distinct value. The output
+        is the same array, bit for bit, as :meth:`transform` returns; no warning is issued.
+        """
+        self._check_fitted()
+        tab = as_table(table)
+        n = tab.num_rows
+        k = len(self.numeric_columns_)
+        block = np.empty((k, n), dtype=np.float64)
+        for j, c in enumerate(self.numeric_columns_):
+            col = tab.column(c)
+            if col.null_count or not _is_numeric_type(col.type):
+                return None
+            t = col.type
+            if col.num_chunks == 1 and (pa.types.is_integer(t) or pa.types.is_floating(t)):
+                block[j] = col.chunk(0).to_numpy()  # zero-copy view, converted as it is copied
+            else:
+                block[j] = pc.cast(col, pa.float64()).to_numpy()
+        if not np.isfinite(block).all():
+            return None
+        if self.scaling == "minmax":
+            block -= np.asarray(self.data_min_, dtype=np.float64)[:, None]
+            block *= np.asarray(self._scale, dtype=np.float64)[:, None]
+        if not (np.abs(block) <= _FLOAT32_MAX).all():
+            return None
+        out = np.zeros((n, self.n_features_out_), dtype=np.float32)
+        out[:, :k] = block.T
+        del block
+        unknown: dict[str, int] = {}
+        row_start = np.arange(n, dtype=np.int64) * self.n_features_out_
+        flat = out.reshape(-1)
+        offset = k
+        for c in self.categorical_columns_:
+            cats = self.categories_[c]
+            codes = _category_codes(tab.column(c), cats)
+            if codes is None:
+                return None
+            bad = codes < 0
+            if bad.any():
+                if strict_categories:
+                    return None
+                unknown[c] = int(bad.sum())
+                known = ~bad
+                flat[row_start[known] + offset + codes[known]] = 1.0
+            else:
+                flat[row_start + offset + codes] = 1.0
+            offset += len(cats)
+        return out, unknown
+
     def out_of_range_rows(self, table: Any) -> tuple[np.ndarray, dict[int, str]]:
         """Rows with a finite number that leaves the float32 range once scaled, which
         :meth:`transform` refuses: (mask, row -> reason), vectorised per column.
@@ -361,3 +420,25 @@ class TabularPreprocessor:
             f"TabularPreprocessor(categorical={self.categorical!r}, exclude={self.exclude!r}, "
             f"unknown={self.unknown!r}, scaling={self.scaling!r}) [{state}]"
         )
+
+
+def _category_codes(col: pa.ChunkedArray, cats: Sequence[str]) -> np.ndarray | None:
+    """The index of each value of ``col`` in ``cats`` (-1: not there); None when ``col``
+    holds nulls or is of a type :meth:`TabularPreprocessor.transform` would convert
+    (then the caller takes the general path). A dictionary-encoded column is looked up
+    once per dictionary entry."""
+    if col.null_count:
+        return None
+    t = col.type
+    value_set = pa.array(cats, type=pa.string())
+    if pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
+        parts = []
+        for chunk in col.chunks:
+            lookup = pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1)
+            idx = chunk.indices.to_numpy(zero_copy_only=False)
+            parts.append(lookup.to_numpy(zero_copy_only=False).astype(np.int64)[idx])
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    if pa.types.is_string(t):
+        idx = pc.fill_null(pc.index_in(col, value_set=value_set), -1)
+        return np.asarray(idx.to_numpy(), dtype=np.int64)
+    return None
