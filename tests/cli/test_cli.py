@@ -785,3 +785,24 @@ def test_verbose_and_quiet_work_before_and_after_the_verb(
     assert not isinstance(res.exception, SystemExit)  # raised, not turned into "Error: ..."
     res = CliRunner().invoke(main, bad)
     assert isinstance(res.exception, SystemExit) and "Error:" in res.output
+
+
+def test_score_shows_a_progress_bar_on_stderr_unless_quiet(
+    model: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from anoean.cli import main
+
+    src = data_dir / "test.parquet"
+    res = CliRunner().invoke(
+        main, ["score", str(model), str(src), "--out", str(tmp_path / "a.parquet")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "scoring test.parquet" in res.stderr and "rows" in res.stderr
+    assert "scoring test.parquet" not in res.stdout  # the summary alone on stdout
+    for args in (["--quiet", "score"], ["score", "--quiet"]):
+        out = tmp_path / f"q{len(args[0])}.parquet"
+        res = CliRunner().invoke(main, [*args, str(model), str(src), "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        assert "scoring" not in res.stderr

@@ -13,6 +13,7 @@ from anoean.cli.common import (
     _csv,
     _errors,
     _metrics_lines,
+    _quiet,
     _with_csv_options,
     _with_label_options,
     _with_output_options,
@@ -147,6 +148,7 @@ def score(
             strict_categories=strict_categories,
             overwrite=overwrite,
             csv=csv,
+            progress=not (as_json or _quiet(ctx)),
         )
     if as_json:
         click.echo(json.dumps({**res.as_dict(), "threshold": pipe.threshold}, indent=2))

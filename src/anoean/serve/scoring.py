@@ -100,6 +100,7 @@ def score_file(
     overwrite: bool = False,
     csv: CsvOptions | None = None,
     threads: int | None = None,
+    progress: bool = False,
 ) -> ScoreSummary:
     """Stream ``src`` through :func:`score_batch` into ``out`` (CSV or Parquet, by suffix).
 
@@ -118,6 +119,9 @@ def score_file(
     calling thread, one batch at a time (no reader or writer thread either), for a process
     given one core, such as a Dask worker's task (:mod:`anoean.distributed`). The scores are
     the same either way.
+
+    ``progress`` shows a bar of the rows scored on stderr (tqdm; the total is known for
+    Parquet, from its metadata, not for CSV).
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1; got {threads}")
@@ -158,20 +162,30 @@ def score_file(
             row_offset=offset,
         )
 
-    if threads == 1:
-        rows = run_sequential(
-            batches, out, first=first, score=score, collect=tally.add, restore=restore
-        )
-    else:
-        rows = run_ordered(
-            batches,
-            out,
-            first=first,
-            score=score,
-            collect=tally.add,
-            workers=threads or workers,
-            restore=restore,
-        )
+    bar = _progress_bar(src, fmt, progress)
+
+    def collect(start: int, result: tuple[pa.RecordBatch, dict[str, int]]) -> pa.RecordBatch:
+        scored = tally.add(start, result)
+        bar.update(scored.num_rows)
+        return scored
+
+    try:
+        if threads == 1:
+            rows = run_sequential(
+                batches, out, first=first, score=score, collect=collect, restore=restore
+            )
+        else:
+            rows = run_ordered(
+                batches,
+                out,
+                first=first,
+                score=score,
+                collect=collect,
+                workers=threads or workers,
+                restore=restore,
+            )
+    finally:
+        bar.close()
     tally.report(src, fmt)
     return ScoreSummary(
         rows,
@@ -181,6 +195,29 @@ def score_file(
         time.perf_counter() - t0,
         Path(out),
         dict(sorted(tally.unknown.items())),
+    )
+
+
+def _progress_bar(src: str | os.PathLike[str], fmt: str, show: bool) -> Any:
+    """A tqdm bar of rows on stderr (disabled unless ``show``), with the Parquet row count."""
+    from tqdm.auto import tqdm
+
+    total = None
+    if show and fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            total = pq.ParquetFile(src).metadata.num_rows
+        except (OSError, pa.ArrowException):
+            total = None  # the reader reports the problem itself
+    return tqdm(
+        total=total,
+        disable=not show,
+        unit="rows",
+        unit_scale=True,
+        desc=f"scoring {Path(src).name}",
+        leave=False,
+        mininterval=0.5,
     )
 
 
