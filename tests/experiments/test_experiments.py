@@ -433,3 +433,33 @@ def test_anoeanplus_is_beyond_the_paper_and_tables_only():
         plan_runs(["nsl-kdd", "mnist-1vall"], ["anoean", "anoeanplus"], [0], quick=True)
     runs = plan_runs(["nsl-kdd"], ["anoeanplus"], [0], quick=True)
     assert [r.method for r in runs] == ["anoeanplus"]
+
+
+def test_reproduction_device_reaches_the_neural_methods_only() -> None:
+    from anoean.experiments.methods import method_spec
+
+    for name in ("anoean", "anogan", "egbad", "alad"):
+        for images in (False, True):
+            spec = method_spec(name, images=images, quick=True, device="cuda:1")
+            assert spec.fixed["device"] == "cuda:1", (name, images)
+    assert method_spec("anoean", images=False, quick=False).fixed["device"] == "cpu"  # default
+    for name in ("ocsvm", "svm"):
+        assert "device" not in method_spec(name, images=False, quick=True, device="cuda").fixed
+
+
+def test_reproduce_refuses_a_missing_gpu_before_any_run(tmp_path) -> None:
+    import torch
+
+    from anoean.experiments import reproduce
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        reproduce(experiments=["nsl-kdd"], methods=["anoean"], seeds=1, out=tmp_path, device="cuda")
+    assert not (tmp_path / "runs.jsonl").exists()
+    from click.testing import CliRunner
+
+    from anoean.cli import main
+
+    res = CliRunner().invoke(main, ["reproduce", "--out", str(tmp_path), "--device", "cuda"])
+    assert res.exit_code == 1 and "CUDA is not available" in res.output

@@ -92,6 +92,13 @@ def demo(ctx: click.Context, normal: str, seed: int, max_epochs: int, as_json: b
 @click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path))
 @click.option("--quick", is_flag=True, help="1 seed, fewer epochs, 2 digits, n in {1, 3}.")
 @click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="Where the neural methods train and score: cpu, cuda or cuda:N (a GPU runs the "
+    "whole reproduction in a fraction of the CPU time).",
+)
+@click.option(
     "--image-gan-budget",
     type=click.Choice(["reduced", "original"]),
     default="reduced",
@@ -133,6 +140,7 @@ def reproduce(
     jobs: int,
     out: Path,
     quick: bool,
+    device: str,
     image_gan_budget: str,
     data_home: str | None,
     report_only: bool,
@@ -163,6 +171,7 @@ def reproduce(
             data_home=data_home,
             progress=not _quiet(ctx),
             image_gan_budget=image_gan_budget,
+            device=device,
         )
     click.echo(
         f"{summary['ran']} run(s) done ({summary['failed']} failed) of {summary['planned']} "

@@ -65,9 +65,17 @@ def check_image_gan_budget(value: str) -> None:
 
 
 def method_spec(
-    name: str, *, images: bool, quick: bool, image_gan_budget: str = "reduced"
+    name: str,
+    *,
+    images: bool,
+    quick: bool,
+    image_gan_budget: str = "reduced",
+    device: str = "cpu",
 ) -> MethodSpec:
     """The spec of ``name`` for an image or tabular experiment, full or quick.
+
+    ``device`` is where the neural methods train and score ("cpu", "cuda", "cuda:N"); the
+    kernel baselines run on the CPU whatever it says.
 
     ``image_gan_budget`` applies to the GAN baselines in full-mode image runs only:
     ``"reduced"`` (:data:`REDUCED_IMAGE_GAN`) or ``"original"`` (the learning-rate grid, 30
@@ -82,14 +90,14 @@ def method_spec(
         raise ValueError(f"{DISPLAY[name]} scores tables only: it cannot run on images")
     if name in NEURAL and not _REGISTRY[name].paper:
         # beyond the paper: the method's own defaults (its epochs, its stopping rule)
-        fixed.update({str(_REGISTRY[name].arch_param): "mlp", "device": "cpu"})
+        fixed.update({str(_REGISTRY[name].arch_param): "mlp", "device": device})
         if quick:
             fixed["max_epochs"] = 10
         return MethodSpec(name=name, fixed=fixed)
     if name in NEURAL:
         arch_key = str(_REGISTRY[name].arch_param)
         fixed[arch_key] = "conv" if images else "mlp"
-        fixed["device"] = "cpu"
+        fixed["device"] = device
         if quick:
             # a smoke test: the GAN baselines' conv nets cost 10-35x AnoEAN's per epoch on
             # MNIST, so quick runs give them one image epoch to stay within minutes

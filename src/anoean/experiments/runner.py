@@ -160,9 +160,15 @@ def run_budget(run: Run, *, quick: bool, image_gan_budget: str) -> str | None:
 
 
 def run_one(
-    run: Run, *, quick: bool, data_home: str | None = None, image_gan_budget: str = "reduced"
+    run: Run,
+    *,
+    quick: bool,
+    data_home: str | None = None,
+    image_gan_budget: str = "reduced",
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Do one run and return its JSON record (nothing is written here)."""
+    """Do one run and return its JSON record (nothing is written here); the neural methods
+    train and score on ``device`` (recorded in the run's selected configuration)."""
     from anoean.core.metrics import evaluate
     from anoean.core.runtime import versions
     from anoean.data.protocol import make_split
@@ -171,7 +177,9 @@ def run_one(
     t_start = time.perf_counter()
     split = make_split(run.split_name, seed=run.seed, data_home=data_home, **run.options)
     images = split.X_train.ndim > 2
-    spec = method_spec(run.method, images=images, quick=quick, image_gan_budget=image_gan_budget)
+    spec = method_spec(
+        run.method, images=images, quick=quick, image_gan_budget=image_gan_budget, device=device
+    )
     search = select_hyperparameters(
         spec.estimator_class(),
         spec.grid,
@@ -211,6 +219,14 @@ def run_one(
     }
 
 
+def _check_device(device: str) -> None:
+    """Refuse a device this machine does not have before any run starts (each run would
+    otherwise fail on its own)."""
+    from anoean.core.runtime import resolve_device
+
+    resolve_device(device)
+
+
 def _worker_init(threads: int) -> None:
     import torch
 
@@ -229,15 +245,21 @@ def reproduce(
     progress: bool = True,
     write_report: bool = True,
     image_gan_budget: str = "reduced",
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run every missing run, append to ``out/runs.jsonl``, then write tables and figures.
 
     A run counts as done when ``runs.jsonl`` has its run id in the same mode (quick or full)
     and, for the GAN baselines on images, under the same ``image_gan_budget``.
+
+    ``device`` ("cpu", "cuda", "cuda:N") is where the neural methods train and score: on a
+    machine with a GPU, ``device="cuda"`` runs the whole reproduction there. A run counts as
+    done whatever device it ran on.
     """
     from tqdm.auto import tqdm
 
     check_image_gan_budget(image_gan_budget)
+    _check_device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs_path, errors_path = out / RUNS_FILE, out / ERRORS_FILE
@@ -251,7 +273,12 @@ def reproduce(
     bar = tqdm(total=len(todo), desc="reproduce", unit="run", disable=not progress)
     bar.set_postfix_str(f"{len(plan) - len(todo)} done before")
     recorder = _Recorder(runs_path, errors_path, bar)
-    options = {"quick": quick, "data_home": data_home, "image_gan_budget": image_gan_budget}
+    options = {
+        "quick": quick,
+        "data_home": data_home,
+        "image_gan_budget": image_gan_budget,
+        "device": device,
+    }
     if jobs <= 1:
         _run_serial(todo, recorder.finish, options)
     else:
