@@ -2,7 +2,7 @@
 
 * The run trains and saves one ordinary model directory, whose validation AUC-PR is within
   noise of single-process training on the same data and split. The tolerance,
-  :data:`AUCPR_TOLERANCE`, is the seed-to-seed spread of single-process training itself:
+  :data:`AUCPR_TOLERANCE`, rests on the seed-to-seed spread of single-process training:
   the distributed run computes the same expected gradient per step (the global batch and the
   steps per epoch are a single process's) but from other random draws (each rank has its
   own stream, and the sampler deals the normals differently), so it differs from the
