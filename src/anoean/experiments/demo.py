@@ -68,13 +68,9 @@ def digits_split(normal: int = 0, *, n_seen: int = 3, seed: int = 0) -> DemoSpli
     n_va_a = max(2, round(0.25 * va_n.size))  # 20% of validation rows
     va_a, te_a = rest[:n_va_a], rest[n_va_a : n_va_a + te_n.size]
 
-    def part(ni: np.ndarray, ai: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        idx = np.concatenate([ni, ai])
-        return X[idx], np.r_[np.zeros(ni.size), np.ones(ai.size)].astype(np.int64), c[idx]
-
-    X_tr, y_tr, _ = part(tr_n, tr_a)
-    X_va, y_va, _ = part(va_n, va_a)
-    X_te, y_te, c_te = part(te_n, te_a)
+    (X_tr, y_tr, _), (X_va, y_va, _), (X_te, y_te, c_te) = _parts(
+        X, c, (tr_n, tr_a), (va_n, va_a), (te_n, te_a)
+    )
     unseen = [d for d in others if d not in seen]
     desc = (
         f"sklearn digits (8x8), normal digit {normal}; train: {tr_n.size} normal + {tr_a.size} "
@@ -84,6 +80,18 @@ def digits_split(normal: int = 0, *, n_seen: int = 3, seed: int = 0) -> DemoSpli
         f"{unseen} never seen in training"
     )
     return DemoSplit(X_tr, y_tr, X_va, y_va, X_te, y_te, c_te, seen, desc)
+
+
+def _parts(
+    X: np.ndarray, c: np.ndarray, *pairs: tuple[np.ndarray, np.ndarray]
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For each (normal indices, anomaly indices): the rows, their 0/1 labels, their digits."""
+    out = []
+    for ni, ai in pairs:
+        idx = np.concatenate([ni, ai])
+        y = np.r_[np.zeros(ni.size), np.ones(ai.size)].astype(np.int64)
+        out.append((X[idx], y, c[idx]))
+    return out
 
 
 #: the demo's normal digits: a normal class with several modes
@@ -126,13 +134,9 @@ def unseen_kinds_split(
     rest = rng.permutation(np.setdiff1d(np.flatnonzero(np.isin(c, others)), np.r_[tr_a, va_a]))
     te_a = rest[: te_n.size]
 
-    def part(ni: np.ndarray, ai: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        idx = np.concatenate([ni, ai])
-        return X[idx], np.r_[np.zeros(ni.size), np.ones(ai.size)].astype(np.int64), c[idx]
-
-    X_tr, y_tr, _ = part(tr_n, tr_a)
-    X_va, y_va, _ = part(va_n, va_a)
-    X_te, y_te, c_te = part(te_n, te_a)
+    (X_tr, y_tr, _), (X_va, y_va, _), (X_te, y_te, c_te) = _parts(
+        X, c, (tr_n, tr_a), (va_n, va_a), (te_n, te_a)
+    )
     unseen = [d for d in others if d not in seen]
     desc = (
         f"sklearn digits (8x8), normal digits {normal}; train: {tr_n.size} normal + "
