@@ -25,7 +25,10 @@ def test_v0_1_0_detector_loads_with_its_scores(name: str) -> None:
 
     det = load(FIXTURES / name, device="cpu")
     X = np.load(FIXTURES / f"{name}_X.npy")
-    np.testing.assert_allclose(det.anomaly_score(X), EXPECTED[name]["scores"], rtol=2e-6, atol=1e-6)
+    # float32 round-off: the fixtures were scored on another CPU, and oneDNN picks other
+    # convolution kernels on another microarchitecture (measured on an AMD EPYC: 4.4e-6
+    # relative on the conv model), as the engines' comparisons allow (1e-5)
+    np.testing.assert_allclose(det.anomaly_score(X), EXPECTED[name]["scores"], rtol=1e-5, atol=1e-5)
     assert det.threshold_ == EXPECTED[name]["threshold"]
 
 

@@ -264,7 +264,7 @@ def test_image_gan_budget_specs_and_resume(tmp_path, monkeypatch):
 
     seen: list[tuple[str, str]] = []
 
-    def fake_run_one(run, *, quick, data_home=None, image_gan_budget="reduced"):
+    def fake_run_one(run, *, quick, data_home=None, image_gan_budget="reduced", device="cpu"):
         seen.append((run.run_id, image_gan_budget))
         budget = runner.run_budget(run, quick=quick, image_gan_budget=image_gan_budget)
         return {"run_id": run.run_id, "quick": quick, "config": {"budget": budget}}
