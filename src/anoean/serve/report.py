@@ -289,7 +289,8 @@ def top_rows(
         except TypeError as exc:
             note = f"Top rows: no attributions ({exc})."
         else:
-            why = [_why(attr, i) for i in range(order.size)]
+            matrix = np.column_stack([attr.column(c).to_numpy() for c in attr.column_names])
+            why = [_why(attr.column_names, row) for row in matrix]
     values = {c: sub.column(c).to_pylist() for c in cols}
     header = ["where", "score", "label", *(["why (share of the score)"] if why else []), *cols]
     rows = []
@@ -302,11 +303,9 @@ def top_rows(
     return TopRows(header, rows, note)
 
 
-def _why(attr: pa.Table, i: int, top: int = 3) -> str:
-    """The columns with the largest positive attributions in row ``i``, with their share."""
-    names = attr.column_names
-    a = np.array([attr.column(c)[i].as_py() for c in names], dtype=np.float64)
-    pos = np.clip(a, 0.0, None)
+def _why(names: Sequence[str], a: np.ndarray, top: int = 3) -> str:
+    """The columns with the largest positive attributions ``a`` of a row, with their share."""
+    pos = np.clip(np.asarray(a, dtype=np.float64), 0.0, None)
     total = pos.sum()
     if not total > 0:
         return "(no column raises it above the baseline)"

@@ -102,10 +102,14 @@ class EpochBatches:
         self._a_pos += k
         return out
 
+    def _normal_order(self) -> torch.Tensor:
+        """This epoch's normal rows, in the order they are batched: a fresh permutation."""
+        return torch.randperm(self.n_normal, generator=self.generator, device=self.device)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        perm = torch.randperm(self.n_normal, generator=self.generator, device=self.device)
-        for start in range(0, self.n_normal, self.batch_size):
-            yield perm[start : start + self.batch_size], self._next_anomalies()
+        order = self._normal_order()
+        for start in range(0, order.numel(), self.batch_size):
+            yield order[start : start + self.batch_size], self._next_anomalies()
 
 
 class ShardedBatches(EpochBatches):
@@ -144,11 +148,10 @@ class ShardedBatches(EpochBatches):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _normal_order(self) -> torch.Tensor:
+        """This rank's shard of the normal rows for the epoch, from the sampler."""
         self.sampler.set_epoch(self.epoch)
-        idx = torch.tensor(list(self.sampler), dtype=torch.long, device=self.device)
-        for start in range(0, idx.numel(), self.batch_size):
-            yield idx[start : start + self.batch_size], self._next_anomalies()
+        return torch.tensor(list(self.sampler), dtype=torch.long, device=self.device)
 
 
 @dataclass
