@@ -806,3 +806,28 @@ def test_score_shows_a_progress_bar_on_stderr_unless_quiet(
         res = CliRunner().invoke(main, [*args, str(model), str(src), "--out", str(out)])
         assert res.exit_code == 0, res.output
         assert "scoring" not in res.stderr
+
+
+def test_fit_shows_reading_and_preprocessing_bars_on_stderr_unless_quiet(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from anoean.cli import main
+
+    fit = ["fit", str(data_dir / "train.csv"), "--label-column", "is_attack", "--exclude", "id"]
+    fit += ["--method", "ocsvm"]
+    res = CliRunner().invoke(main, [*fit, "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert "reading train.csv" in res.stderr and "preprocessing" in res.stderr
+    assert "reading train.csv" not in res.stdout  # the summary alone on stdout
+    for args in (["--quiet", *fit], [*fit, "--quiet"]):
+        out = tmp_path / ("before" if args[0] == "--quiet" else "after")
+        res = CliRunner().invoke(main, [*args, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        assert "reading train" not in res.stderr and "preprocessing" not in res.stderr
+    ev = ["evaluate", str(tmp_path / "m"), str(data_dir / "test.parquet")]
+    res = CliRunner().invoke(main, ev)
+    assert res.exit_code == 0 and "reading test.parquet" in res.stderr, res.output
+    res = CliRunner().invoke(main, [*ev, "--quiet"])
+    assert res.exit_code == 0 and "reading" not in res.stderr, res.output

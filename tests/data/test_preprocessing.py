@@ -272,3 +272,21 @@ def test_garbage_in_numeric_column_raises_value_error_naming_it(values):
         assert "'num'" in str(exc) and "row" in str(exc)
     else:
         assert np.all(np.isfinite(X))
+
+
+def test_fit_transform_progress_bar_gives_the_same_features(capsys):
+    """The preprocessing bar counts the columns learnt then encoded; the features and the
+    fitted state are those of a silent fit_transform."""
+    quiet = TabularPreprocessor()
+    X = quiet.fit_transform(_train())
+    assert capsys.readouterr().err == ""
+    shown = TabularPreprocessor()
+    X2 = shown.fit_transform(_train(), progress=True)
+    err = capsys.readouterr().err
+    assert "preprocessing" in err and "/8 " in err  # 4 columns fitted, then 4 encoded
+    np.testing.assert_array_equal(X, X2)
+    assert shown.to_dict() == quiet.to_dict()
+    ticks: list[int] = []
+    again = TabularPreprocessor()._fit(_train(), lambda: ticks.append(1))
+    again._transform(_train(), lambda: ticks.append(2))
+    assert ticks == [1] * 4 + [2] * 4  # the bar's total is reached

@@ -490,3 +490,30 @@ def test_csv_options_are_checked() -> None:
     assert CsvOptions(sep="\\t") == CsvOptions(sep="\t")
     with pytest.raises(TypeError, match="CsvOptions"):
         read_table("x.csv", csv={"sep": ";"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz", "t.parquet"])
+def test_read_table_progress_bar_reads_the_same_table(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reading bar moves by bytes (CSV, compressed bytes for gzip) or by row groups
+    (Parquet) and the table read is the same, with the missing-value tokens as nulls."""
+    import pyarrow.csv as pacsv
+
+    n = 30_000
+    t = pa.table({"a": list(range(n)), "s": ["x", "NA", "y"] * (n // 3)})
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        pq.write_table(t, path, row_group_size=7_000)  # 5 row groups
+    else:
+        pacsv.write_csv(t, tmp_path / "plain.csv")
+        data = (tmp_path / "plain.csv").read_bytes()
+        path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    quiet = read_table(path)
+    assert capsys.readouterr().err == ""
+    shown = read_table(path, progress=True)
+    err = capsys.readouterr().err
+    assert f"reading {name}" in err
+    assert shown.equals(quiet) and shown.column("s").null_count == n // 3
+    total = "rows" if name.endswith(".parquet") else "B"
+    assert total in err

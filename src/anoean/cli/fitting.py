@@ -141,6 +141,7 @@ def fit(
         checkpoint_dir = default_checkpoint_dir(out)
     with _errors(ctx):
         world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        rank = int(os.environ.get("RANK", "0") or 0)  # only rank 0 shows progress
         if world > 1 and not distributed:
             raise click.UsageError(
                 f"started by torchrun with {world} processes but without --distributed: each "
@@ -159,7 +160,7 @@ def fit(
         )
         with session as main_process:
             rep = fit_pipeline(
-                read_table(data, csv=csv),
+                read_table(data, csv=csv, progress=not _quiet(ctx) and rank == 0),
                 label_column=label_column,
                 categorical=_csv_list(categorical),
                 exclude=_csv_list(exclude) or [],

@@ -282,7 +282,11 @@ def evaluate(
         mapped = bool(anomaly_values or normal_values)
         metrics, _, _ = evaluate_table(
             pipe,
-            read_table(data, csv=_csv(sep, encoding, na_values, block_size)),
+            read_table(
+                data,
+                csv=_csv(sep, encoding, na_values, block_size),
+                progress=not (as_json or _quiet(ctx)),
+            ),
             label_column=label_column,
             anomaly_values=anomaly_values if mapped else None,
             normal_values=normal_values if mapped else None,
@@ -336,7 +340,9 @@ def report(
         mapped = bool(anomaly_values or normal_values)
         path = write_report(
             pipe,
-            read_table(data, csv=_csv(sep, encoding, na_values, block_size)),
+            read_table(
+                data, csv=_csv(sep, encoding, na_values, block_size), progress=not _quiet(ctx)
+            ),
             out,
             label_column=label_column,
             anomaly_values=anomaly_values if mapped else None,

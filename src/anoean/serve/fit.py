@@ -103,7 +103,8 @@ def fit_pipeline(
     Fitting works on questionable data but warns (:class:`anoean.core.datachecks.DataWarning`,
     naming the columns): constant columns, an all-constant table, a numeric column squashed
     by min-max scaling because of an extreme value, and a categorical column with more than
-    ``max_categories`` levels (each level becomes a feature).
+    ``max_categories`` levels (each level becomes a feature). With ``verbose``, bars on
+    stderr show the preprocessing (column by column) and the training (epoch by epoch).
 
     A stratified ``validation_fraction`` of the rows is held out (both classes): the
     detector uses it for early stopping and for the threshold (``target_false_alarm`` of the
@@ -130,7 +131,8 @@ def fit_pipeline(
     _check_column_names(table, label_column, categorical, exclude, source)
     if categorical is None:
         _refuse_numbers_as_text(table, label_column, exclude, source, fmt)
-    pre, X = _preprocess(table, label_column, categorical, exclude, unknown, source)
+    show = bool(verbose) and distributed.is_main_process()
+    pre, X = _preprocess(table, label_column, categorical, exclude, unknown, source, show)
     _warn_questionable(pre, X, max_categories, source)
     tr, va = _holdout(y, validation_fraction, random_state, source)
     det = _detector(method, params, random_state, verbose, target_false_alarm)
@@ -275,15 +277,17 @@ def _preprocess(
     exclude: Sequence[str],
     unknown: str,
     source: str,
+    progress: bool = False,
 ) -> tuple[TabularPreprocessor, np.ndarray]:
-    """The preprocessor fitted on every row, and the features it gives."""
+    """The preprocessor fitted on every row, and the features it gives (with a bar of the
+    columns on stderr with ``progress``)."""
     pre = TabularPreprocessor(
         categorical=categorical,
         exclude=[*exclude, *([label_column] if label_column is not None else [])],
         unknown=unknown,
     )
     try:
-        X = pre.fit_transform(table)
+        X = pre.fit_transform(table, progress=progress)
     except ValueError as exc:
         raise DataError(f"{source}: {exc}") from exc
     if X.shape[1] == 0:

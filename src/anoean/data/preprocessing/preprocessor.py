@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,10 @@ from anoean.data.preprocessing.state import (
 )
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _no_tick() -> None:
+    """No progress to show."""
 
 
 class TabularPreprocessor:
@@ -97,7 +101,10 @@ class TabularPreprocessor:
         TabularPreprocessor
             ``self``.
         """
-        tab = as_table(table)
+        return self._fit(as_table(table), _no_tick)
+
+    def _fit(self, tab: pa.Table, tick: Callable[[], object]) -> TabularPreprocessor:
+        """:meth:`fit` on an Arrow table, calling ``tick`` after each input column."""
         names = tab.column_names
         missing = [c for c in [*self.exclude, *(self.categorical or ())] if c not in names]
         if missing:
@@ -123,11 +130,13 @@ class TabularPreprocessor:
                 or pa.types.is_decimal(col.type)
             )
             categories[c] = _sorted_categories(pc.unique(strings).to_pylist(), by_value)
+            tick()
         mins = np.empty(len(nums), dtype=np.float64)
         maxs = np.empty(len(nums), dtype=np.float64)
         for j, c in enumerate(nums):
             x = _numeric_values(tab.column(c), c)
             mins[j], maxs[j] = x.min(), x.max()
+            tick()
         self.input_columns_ = inputs
         self.numeric_columns_ = nums
         self.categorical_columns_ = cats
@@ -165,7 +174,10 @@ class TabularPreprocessor:
             numeric column; an unknown category with ``unknown="error"``.
         """
         self._check_fitted()
-        tab = as_table(table)
+        return self._transform(as_table(table), _no_tick)
+
+    def _transform(self, tab: pa.Table, tick: Callable[[], object]) -> np.ndarray:
+        """:meth:`transform` of an Arrow table, calling ``tick`` after each input column."""
         names = tab.column_names
         missing = [c for c in self.input_columns_ if c not in names]
         if missing:
@@ -180,11 +192,13 @@ class TabularPreprocessor:
                 stacklevel=2,
             )
         out = np.zeros((tab.num_rows, self.n_features_out_), dtype=np.float32)
-        self._encode_numbers(tab, out)
-        self._encode_categories(tab, out)
+        self._encode_numbers(tab, out, tick)
+        self._encode_categories(tab, out, tick)
         return out
 
-    def _encode_numbers(self, tab: pa.Table, out: np.ndarray) -> None:
+    def _encode_numbers(
+        self, tab: pa.Table, out: np.ndarray, tick: Callable[[], object] = _no_tick
+    ) -> None:
         """Write the (scaled) numeric columns into the first columns of ``out``."""
         for j, c in enumerate(self.numeric_columns_):
             x = _numeric_values(tab.column(c), c)
@@ -198,8 +212,11 @@ class TabularPreprocessor:
                     "the float32 range of the output"
                 )
             out[:, j] = x
+            tick()
 
-    def _encode_categories(self, tab: pa.Table, out: np.ndarray) -> None:
+    def _encode_categories(
+        self, tab: pa.Table, out: np.ndarray, tick: Callable[[], object] = _no_tick
+    ) -> None:
         """Write the one-hot blocks of the categorical columns into ``out``, after the
         numbers; an unknown category is refused or warned about (for the caller of
         :meth:`transform`) and encoded as all zeros."""
@@ -235,6 +252,7 @@ class TabularPreprocessor:
             else:
                 flat[row_start + offset + codes] = 1.0
             offset += len(cats)
+            tick()
 
     def encode_scorable(
         self, table: Any, *, strict_categories: bool = False
@@ -344,10 +362,25 @@ class TabularPreprocessor:
                 out[c] = n
         return out
 
-    def fit_transform(self, table: Any) -> np.ndarray:
-        """``fit(table)`` then ``transform(table)``, converting the table once."""
+    def fit_transform(self, table: Any, *, progress: bool = False) -> np.ndarray:
+        """``fit(table)`` then ``transform(table)``, converting the table once.
+
+        ``progress`` shows a bar on stderr (tqdm) of the columns learnt, then encoded."""
+        from tqdm.auto import tqdm
+
         tab = as_table(table)
-        return self.fit(tab).transform(tab)
+        n = sum(c not in self.exclude for c in tab.column_names)
+        with tqdm(
+            total=2 * n,
+            disable=not progress,
+            unit="col",
+            desc="preprocessing",
+            leave=False,
+            mininterval=0.5,
+        ) as bar:
+            tick = bar.update
+            self._fit(tab, tick)
+            return self._transform(tab, tick)
 
     def get_feature_names_out(self) -> list[str]:
         """The output column names (a copy of ``feature_names_out_``)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import io
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -187,9 +188,38 @@ def _compression(path: Path) -> str | None:
     return None
 
 
-def _open(path: Path) -> Any:
-    """The file's text as a pyarrow input stream, decompressed if its bytes say so."""
-    return pa.input_stream(str(path), compression=_compression(path))
+def _open(path: Path, bar: Any = None) -> Any:
+    """The file's text as a pyarrow input stream, decompressed if its bytes say so; with a
+    tqdm ``bar``, the bytes read from the file (compressed, for a compressed file) move it."""
+    if bar is None:
+        return pa.input_stream(str(path), compression=_compression(path))
+    return pa.input_stream(_CountedFile(path, bar), compression=_compression(path))
+
+
+class _CountedFile(io.RawIOBase):
+    """A binary file whose reads move a progress bar by the bytes read."""
+
+    def __init__(self, path: Path, bar: Any) -> None:
+        super().__init__()
+        self._f = open(path, "rb")  # noqa: SIM115 (closed with this object)
+        self._bar = bar
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(b)
+        self._bar.update(n or 0)
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self._bar.update(len(data))
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
 
 
 def _chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:

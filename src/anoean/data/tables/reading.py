@@ -97,12 +97,15 @@ def read_table(
     *,
     column_types: dict[str, pa.DataType] | None = None,
     csv: CsvOptions | None = None,
+    progress: bool = False,
 ) -> pa.Table:
     """Read a whole CSV or Parquet file.
 
     ``csv`` says how a CSV file is read (default ``CsvOptions()``); its ``na_values`` also
     apply to the string columns of a Parquet file. Gzip or bzip2 content is recognised by
-    its first bytes and decompressed, whatever the file's name.
+    its first bytes and decompressed, whatever the file's name. ``progress`` shows a bar on
+    stderr (tqdm): of the file's bytes for a CSV file, of its rows (row group by row group)
+    for a Parquet file; the table read is the same.
 
     Raises
     ------
@@ -124,7 +127,10 @@ def read_table(
         block = opts.block_size or _ARROW_BLOCK_SIZE
         _check_head(path, opts)
         try:
-            with _open(path) as f:
+            with (
+                _reading_bar(path, "B", path.stat().st_size, progress) as bar,
+                _open(path, bar if progress else None) as f,
+            ):
                 table = pacsv.read_csv(
                     f,
                     read_options=_read_options(opts, block),
@@ -141,13 +147,46 @@ def read_table(
 
         try:
             _check_names(path, pq.read_schema(path).names)
-            table = pq.read_table(path)
+            table = _read_parquet(path) if progress else pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise _parquet_error(path, exc) from exc
         table = _null_tokens(table, opts.null_values)
     if table.num_rows == 0:
         raise DataError(f"{path}: the file holds no data rows")
     return table
+
+
+def _reading_bar(path: Path, unit: str, total: int, show: bool) -> Any:
+    """A tqdm bar on stderr for reading ``path`` (disabled unless ``show``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        disable=not show,
+        unit=unit,
+        unit_scale=True,
+        unit_divisor=1024 if unit == "B" else 1000,
+        desc=f"reading {path.name}",
+        leave=False,
+        mininterval=0.5,
+    )
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    """A Parquet file read row group by row group, moving a bar of its rows: the same table
+    as ``pyarrow.parquet.read_table`` (the same schema, with the file's metadata)."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    parts = []
+    with _reading_bar(path, "rows", pf.metadata.num_rows, True) as bar:
+        for i in range(pf.num_row_groups):
+            part = pf.read_row_group(i)
+            parts.append(part)
+            bar.update(part.num_rows)
+    if not parts:
+        return pf.schema_arrow.empty_table()
+    return pa.concat_tables(parts)
 
 
 def csv_header(path: str | os.PathLike[str], *, csv: CsvOptions | None = None) -> list[str]:
