@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,10 @@ _COMMON = dict(
 settings.register_profile("ci", max_examples=200, **_COMMON)
 settings.register_profile("deep", max_examples=10_000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# the ONNX engine's graph cache (anoean.serve.engine.graph_cache_dir) of this test session
+# goes to a temporary folder, not the user's ~/.cache (subprocesses inherit it)
+os.environ.setdefault("ANOEAN_GRAPH_CACHE", tempfile.mkdtemp(prefix="anoean-graphs-"))
 
 
 def make_synthetic(seed: int = 0, d: int = 20, n_per_cluster: int = 800, n_anom: int = 120):

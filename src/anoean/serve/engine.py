@@ -8,7 +8,10 @@ checks 1e-5 relative tolerance). What differs is speed and what must be installe
   :class:`~anoean.serve.numpy_plus.PlusNumpyScorer` (AnoEANPlus); no torch.
 * ``"onnx"``: the graph of :func:`~anoean.export.export_onnx` run by ONNX Runtime, built in
   memory; AnoEAN and AnoEANPlus; needs the ``onnx`` extra. On 2 CPU cores it is the fastest
-  of the three for large batches (see ``docs/benchmarks/score.md``).
+  of the three for large batches (see ``docs/benchmarks/score.md``). The built graph is kept
+  in a per-user cache (:func:`graph_cache_dir`, keyed by a digest of the model's weights and
+  configuration), so that a later load runs it without importing onnx, which takes about
+  half a second; ``ANOEAN_GRAPH_CACHE=off`` turns the cache off.
 * ``"auto"``: ``"onnx"`` for such a table model when onnx and onnxruntime are installed,
   else ``"numpy"`` for it, else ``"torch"``.
 
@@ -17,9 +20,16 @@ Neither the numpy nor the ONNX engine imports torch, so a scoring process starts
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import logging
 import os
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +44,8 @@ from anoean.serve.numpy_scorer import (
 )
 
 ENGINES = ("auto", "torch", "numpy", "onnx")
+
+logger = logging.getLogger("anoean")
 
 
 @dataclass
@@ -65,12 +77,90 @@ class Scorer:
 
 
 def _onnx_available() -> bool:
+    """Whether onnx and onnxruntime are installed, found without importing them (importing
+    onnx costs about half a second; a cached graph needs onnxruntime alone)."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+#: environment variable naming the folder of built ONNX graphs (``off`` disables the cache)
+GRAPH_CACHE_ENV = "ANOEAN_GRAPH_CACHE"
+
+
+def graph_cache_dir() -> Path | None:
+    """The folder where the ``"onnx"`` engine keeps the graphs it builds, or None when the
+    cache is off: ``$ANOEAN_GRAPH_CACHE`` (``off`` or empty: no cache), else
+    ``$XDG_CACHE_HOME/anoean/onnx-graphs`` or ``~/.cache/anoean/onnx-graphs``
+    (``%LOCALAPPDATA%\\anoean\\onnx-graphs`` on Windows)."""
+    env = os.environ.get(GRAPH_CACHE_ENV)
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env).expanduser()
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "anoean" / "onnx-graphs"
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(cache).expanduser() / "anoean" / "onnx-graphs"
+
+
+def _graph_key(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+    """A digest of everything the scoring graph is built from: the model's configuration,
+    every array's name, dtype, shape and bytes, the graph builder's opset and anoean's
+    version. Equal keys mean the same graph, bit for bit."""
+    from anoean import __version__
+    from anoean.serve.onnx import OPSET
+
+    h = hashlib.sha256()
+    h.update(f"anoean {__version__} opset {OPSET}\n".encode())
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"\n{name} {a.dtype.str} {a.shape}\n".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _graph_path(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path | None:
+    """Where the graph cache keeps this model's graph (None when the cache is off)."""
+    folder = graph_cache_dir()
+    return None if folder is None else folder / f"{_graph_key(config, arrays)}.onnx"
+
+
+def _build_graph(sc: Any, path: Path | None) -> bytes:
+    """Build the serialised scoring graph with onnx, and store it in the cache."""
+    from anoean.serve.onnx import table_graph
+
+    data: bytes = table_graph(sc).SerializeToString()
+    if path is not None:
+        _store_graph(path, data)
+    return data
+
+
+def _read_graph(path: Path) -> bytes | None:
+    """A cached graph's bytes, or None when it is missing, unreadable or fails its SHA-256
+    (the first line of the file)."""
     try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    digest, _, data = raw.partition(b"\n")
+    if hashlib.sha256(data).hexdigest().encode() != digest:
+        logger.debug("cached ONNX graph %s fails its checksum; rebuilding it", path)
+        return None
+    return data
+
+
+def _store_graph(path: Path, data: bytes) -> None:
+    """Write a graph into the cache atomically (a reader never sees half a file), after
+    the SHA-256 of its bytes; any failure leaves the cache as it was and scoring goes on."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        logger.debug("ONNX graph cache not written (%s): %s", path, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 #: rows per ONNX Runtime call: a batch is run in slices of this many rows, whose layer
@@ -80,7 +170,7 @@ def _onnx_available() -> bool:
 ORT_SLICE_ROWS = 2048
 
 
-def _ort_fn(model_bytes: bytes, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+def _session(model_bytes: bytes, threads: int) -> Any:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -88,7 +178,10 @@ def _ort_fn(model_bytes: bytes, threads: int) -> Callable[[np.ndarray], np.ndarr
     # no busy-waiting between operators: on shared cores, and beside our reader and writer
     # threads, spinning burns the CPU time the other stages need (measured: +50% CPU)
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def _ort_fn(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
 
     def run(X: np.ndarray) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=np.float32)
@@ -129,7 +222,8 @@ def load_scorer(
     config, arrays = read_model_dir(path)
     entry = exportable_entry(config)  # a class the numpy and ONNX engines can run
     is_mlp = entry is not None and encoder_spec(config).get("kind") in TABLE_KINDS
-    if engine == "auto":
+    auto = engine == "auto"
+    if auto:
         engine = ("onnx" if _onnx_available() else "numpy") if is_mlp else "torch"
     threshold = float(config["state"]["threshold_"])
     if engine == "torch":
@@ -161,12 +255,22 @@ def load_scorer(
         raise ImportError(
             "the 'onnx' engine needs onnx and onnxruntime: pip install 'anoean[onnx]'"
         )
-    from anoean.serve.onnx import table_graph
-
-    return Scorer(
-        "onnx",
-        threshold,
-        sc.n_features_in_,
-        _ort_fn(table_graph(sc).SerializeToString(), threads),
-        explainer=sc,
-    )
+    # the graph cache: a model scored before runs without importing onnx; a cached graph
+    # that onnxruntime refuses (a damaged file) is rebuilt and replaced
+    cache = _graph_path(config, arrays)
+    cached = None if cache is None else _read_graph(cache)
+    sess = None
+    if cached is not None:
+        try:
+            sess = _session(cached, threads)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            logger.debug("cached ONNX graph %s unusable (%s); rebuilding it", cache, exc)
+    if sess is None:
+        try:
+            sess = _session(_build_graph(sc, cache), threads)
+        except ImportError:
+            if not auto:
+                raise
+            # found but not importable (a broken install): "auto" falls back to numpy
+            return Scorer("numpy", threshold, sc.n_features_in_, sc._unchecked_score, explainer=sc)
+    return Scorer("onnx", threshold, sc.n_features_in_, _ort_fn(sess), explainer=sc)
