@@ -103,9 +103,20 @@ def test_score_batch_is_the_same_with_or_without_the_fast_path(
         taken.append(out is not None)
         return out
 
+    compact = batch_mod.score_batch(pipe, batch)  # the compact path (ONNX engine) first
+    assert taken == [] and pipe.scorer.compact is not None
+    monkeypatch.setattr(batch_mod, "_score_compact", lambda *a, **k: None)
     monkeypatch.setattr(batch_mod, "_encode_scorable", spy)
     fast = batch_mod.score_batch(pipe, batch)
     assert taken == [True]
     monkeypatch.setattr(batch_mod, "_encode_scorable", lambda *a, **k: None)
     general = batch_mod.score_batch(pipe, batch)
     assert fast.equals(general)
+    # the compact graph sums in another order: float32 round-off
+    np.testing.assert_allclose(
+        compact.column("anomaly_score").to_numpy(),
+        general.column("anomaly_score").to_numpy(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert compact.drop_columns(["anomaly_score"]).equals(general.drop_columns(["anomaly_score"]))

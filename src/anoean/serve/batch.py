@@ -115,6 +115,12 @@ def _score_batch(
             raise DataError(f"{source}: the input already has a column {name!r}; rename or drop it")
     if strict_categories is None:
         strict_categories = pipe.preprocessor.unknown == "error"
+    # the hottest path: categories read as one-hot positions by the scorer itself
+    scored = _score_compact(pipe, batch, strict_categories)
+    if scored is not None:
+        scores, unknown = scored
+        nothing = np.zeros(batch.num_rows, dtype=bool)
+        return _scored_batch(batch, scores, nothing, {}, pipe.threshold, on_error), unknown
     # the hot path: a batch in which every row can be encoded is checked and encoded in
     # one pass; any other batch goes through the row-by-row checks below
     encoded = _encode_scorable(pipe, batch, strict_categories)
@@ -155,6 +161,30 @@ def _encode_scorable(
         batch.select(pre.input_columns_), strict_categories=strict_categories
     )
     return result
+
+
+def _score_compact(
+    pipe: Pipeline, batch: pa.RecordBatch, strict_categories: bool
+) -> tuple[np.ndarray, dict[str, int]] | None:
+    """(scores, unknown categories per column) of a batch in which every row can be
+    encoded and gets a finite score, computed by the scorer's compact path
+    (:attr:`~anoean.serve.engine.Scorer.compact`: the numbers and the one-hot positions,
+    :meth:`~anoean.data.preprocessing.TabularPreprocessor.encode_compact`); None when the
+    scorer has no such path or a row needs the general one (which then explains it)."""
+    fn = getattr(pipe.scorer, "compact", None)
+    pre = pipe.preprocessor
+    if fn is None or not batch.num_rows or not hasattr(pre, "encode_compact"):
+        return None
+    parts = pre.encode_compact(
+        batch.select(pre.input_columns_), strict_categories=strict_categories
+    )
+    if parts is None:
+        return None
+    xnum, positions, unknown = parts
+    scores = np.asarray(fn(xnum, positions), dtype=np.float64)
+    if not np.isfinite(scores).all():
+        return None
+    return scores, unknown
 
 
 def _unscorable(

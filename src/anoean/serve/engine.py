@@ -27,7 +27,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,11 @@ class Scorer:
     detector: Any = None
     #: has ``explain_unscorable(row)``: the detector, or the numpy scorer
     explainer: Any = None
+    #: a(x) from (numeric features, one-hot positions) as
+    #: :meth:`~anoean.data.preprocessing.TabularPreprocessor.encode_compact` gives them,
+    #: without the one-hot features written out (the ONNX engine, given the layout); None
+    #: where the engine has no such path
+    compact: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Scores of preprocessed rows; non-finite where a row cannot be scored (the caller
@@ -119,20 +124,54 @@ def _graph_key(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _graph_path(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path | None:
-    """Where the graph cache keeps this model's graph (None when the cache is off)."""
+def _graph_path(
+    config: dict[str, Any], arrays: dict[str, np.ndarray], variant: str = ""
+) -> Path | None:
+    """Where the graph cache keeps this model's graph (``variant``: ``""`` for the graph
+    of preprocessed rows, ``"compact-K"`` for :func:`~anoean.serve.onnx.compact_graph`);
+    None when the cache is off."""
     folder = graph_cache_dir()
-    return None if folder is None else folder / f"{_graph_key(config, arrays)}.onnx"
+    if folder is None:
+        return None
+    suffix = f".{variant}" if variant else ""
+    return folder / f"{_graph_key(config, arrays)}{suffix}.onnx"
 
 
-def _build_graph(sc: Any, path: Path | None) -> bytes:
-    """Build the serialised scoring graph with onnx, and store it in the cache."""
+def _cached_session(
+    path: Path | None, build: Callable[[], bytes | None], threads: int
+) -> Any | None:
+    """An onnxruntime session of the graph cached at ``path``, else of ``build()`` (which
+    imports onnx; its bytes are stored at ``path``). A cached graph that fails its checksum
+    or that onnxruntime refuses is rebuilt and replaced. None when ``build`` gives None."""
+    cached = None if path is None else _read_graph(path)
+    if cached is not None:
+        try:
+            return _session(cached, threads)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            logger.debug("cached ONNX graph %s unusable (%s); rebuilding it", path, exc)
+    data = build()
+    if data is None:
+        return None
+    if path is not None:
+        _store_graph(path, data)
+    return _session(data, threads)
+
+
+def _graph_bytes(sc: Any) -> bytes:
+    """The serialised scoring graph of a numpy scorer (imports onnx)."""
     from anoean.serve.onnx import table_graph
 
     data: bytes = table_graph(sc).SerializeToString()
-    if path is not None:
-        _store_graph(path, data)
     return data
+
+
+def _compact_bytes(sc: Any, n_numeric: int, sizes: list[int]) -> bytes | None:
+    """The serialised compact graph (:func:`~anoean.serve.onnx.compact_graph`), or None
+    when the graph cannot be rewritten."""
+    from anoean.serve.onnx import compact_graph, table_graph
+
+    model = compact_graph(table_graph(sc), n_numeric, sizes)
+    return None if model is None else bytes(model.SerializeToString())
 
 
 def _read_graph(path: Path) -> bytes | None:
@@ -197,18 +236,50 @@ def _ort_fn(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
+def _compact_fits(layout: tuple[int, Sequence[int]], n_features: int) -> bool:
+    """Whether a compact graph can serve this feature layout (some categories, the blocks
+    adding up, not too many combinations)."""
+    from anoean.serve.onnx import MAX_COMBINATIONS, combinations
+
+    k, sizes = int(layout[0]), [int(v) for v in layout[1]]
+    return bool(sizes) and k + sum(sizes) == n_features and combinations(sizes) <= MAX_COMBINATIONS
+
+
+def _ort_compact_fn(sess: Any, sizes: list[int]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    from anoean.serve.onnx import COMBINATION_INPUT, NUMERIC_INPUT, combination_index
+
+    def run(xnum: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        n = xnum.shape[0]
+        combo = combination_index(positions, sizes)
+        out = np.empty(n, dtype=np.float64)
+        for start in range(0, n, ORT_SLICE_ROWS):
+            stop = min(n, start + ORT_SLICE_ROWS)
+            feeds = {NUMERIC_INPUT: xnum[start:stop], COMBINATION_INPUT: combo[start:stop]}
+            out[start:stop] = sess.run(None, feeds)[0]
+        return out
+
+    return run
+
+
 def load_scorer(
     path: str | os.PathLike[str],
     engine: str = "auto",
     *,
     device: str | None = None,
     threads: int = 1,
+    onehot_layout: tuple[int, Sequence[int]] | None = None,
 ) -> Scorer:
     """Load the scoring function of a model directory with the chosen engine.
 
     ``threads`` is ONNX Runtime's intra-op thread count. One thread per call is the default
     because :func:`anoean.serve.scoring.score_file` runs several batches at once; the session is
     thread-safe.
+
+    ``onehot_layout``: (k, sizes): the model's features are k numbers followed by one-hot
+    blocks of these sizes (a pipeline's preprocessing); the ONNX engine then also gets
+    :attr:`Scorer.compact`, which reads the categories as one lookup per row instead of
+    one-hot features (:func:`anoean.serve.onnx.compact_graph`), where they have at most
+    :data:`~anoean.serve.onnx.MAX_COMBINATIONS` combinations.
 
     Raises
     ------
@@ -255,22 +326,23 @@ def load_scorer(
         raise ImportError(
             "the 'onnx' engine needs onnx and onnxruntime: pip install 'anoean[onnx]'"
         )
-    # the graph cache: a model scored before runs without importing onnx; a cached graph
-    # that onnxruntime refuses (a damaged file) is rebuilt and replaced
-    cache = _graph_path(config, arrays)
-    cached = None if cache is None else _read_graph(cache)
-    sess = None
-    if cached is not None:
-        try:
-            sess = _session(cached, threads)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            logger.debug("cached ONNX graph %s unusable (%s); rebuilding it", cache, exc)
-    if sess is None:
-        try:
-            sess = _session(_build_graph(sc, cache), threads)
-        except ImportError:
-            if not auto:
-                raise
-            # found but not importable (a broken install): "auto" falls back to numpy
-            return Scorer("numpy", threshold, sc.n_features_in_, sc._unchecked_score, explainer=sc)
-    return Scorer("onnx", threshold, sc.n_features_in_, _ort_fn(sess), explainer=sc)
+    # the graph cache: a model scored before runs without importing onnx
+    try:
+        sess = _cached_session(_graph_path(config, arrays), lambda: _graph_bytes(sc), threads)
+        compact = None
+        if onehot_layout is not None and _compact_fits(onehot_layout, sc.n_features_in_):
+            k, sizes = int(onehot_layout[0]), [int(v) for v in onehot_layout[1]]
+            csess = _cached_session(
+                _graph_path(config, arrays, "compact-" + "-".join(map(str, [k, *sizes]))),
+                lambda: _compact_bytes(sc, k, sizes),
+                threads,
+            )
+            compact = None if csess is None else _ort_compact_fn(csess, sizes)
+    except ImportError:
+        if not auto:
+            raise
+        # found but not importable (a broken install): "auto" falls back to numpy
+        return Scorer("numpy", threshold, sc.n_features_in_, sc._unchecked_score, explainer=sc)
+    return Scorer(
+        "onnx", threshold, sc.n_features_in_, _ort_fn(sess), explainer=sc, compact=compact
+    )

@@ -344,3 +344,162 @@ def export_onnx(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) 
     with atomic_output(out) as tmp:
         tmp.write_bytes(data)
     return out
+
+
+# --------------------------------------------------------------------------- compact input
+#: the inputs of a compact scoring graph (:func:`compact_graph`)
+NUMERIC_INPUT = "x_numeric"
+COMBINATION_INPUT = "x_categories"
+#: the most category combinations a compact graph tabulates (its first-layer tables hold
+#: one row per combination: 16,384 x 128 float32 = 8 MiB for a 128-wide layer)
+MAX_COMBINATIONS = 16_384
+
+
+def combinations(sizes: list[int]) -> int:
+    """The number of rows of a compact graph's tables: every combination of one value (or
+    none: an unknown category) per categorical column."""
+    n = 1
+    for size in sizes:
+        n *= int(size) + 1
+    return n
+
+
+def combination_index(positions: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Each row's combination (the input ``x_categories`` of :func:`compact_graph`) from its
+    one-hot positions, int64 (n, c), counted from the first one-hot feature with -1 for an
+    unknown category (:meth:`~anoean.data.preprocessing.TabularPreprocessor.encode_compact`):
+    the mixed-radix number of the per-column codes, 0 standing for an unknown category."""
+    offsets = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
+    strides = np.ones(len(sizes), dtype=np.int64)
+    for j in range(len(sizes) - 2, -1, -1):
+        strides[j] = strides[j + 1] * (int(sizes[j + 1]) + 1)
+    local = np.where(positions >= 0, positions - offsets + 1, 0)
+    return np.asarray(local @ strides, dtype=np.int64)
+
+
+def compact_graph(model: Any, n_numeric: int, sizes: list[int]) -> Any | None:
+    """The scoring graph rewritten for a table whose features are ``n_numeric`` numbers
+    followed by one-hot blocks of ``sizes``: inputs ``x_numeric`` (float32 [n, k]) and
+    ``x_categories`` (int64 [n], :func:`combination_index`); the same output. None when the
+    graph is not of the form rewritten here, or there are more than
+    :data:`MAX_COMBINATIONS` combinations of categories.
+
+    Every first layer that reads the input through elementwise Sub/Div by constants,
+    Gemm(chain(x) @ W + b), is affine in x: with v0 and v1 the chain applied to 0 and 1,
+    chain(x) = (x - A) / D for D = 1 / (v1 - v0), A = -v0 D (float64). It becomes
+    Gemm((x_numeric - A) / D, W[:k], C) with C the row of the combination in a table of
+    (one-hot(combination) (v1 - v0) + v0) W[k:] + b, one row per combination, computed in
+    float64 and stored as float32. So the one-hot features are never written out as floats
+    and cost one lookup per row instead of their columns of every first layer's GEMM. The
+    scores agree with the dense graph to float32 round-off (the terms are summed in another
+    order; the float64 reference is not closer to either).
+    """
+    _require_onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = model.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    inp = g.input[0].name
+    p = int(g.input[0].type.tensor_type.shape.dim[1].dim_value)
+    k = int(n_numeric)
+    if len(g.input) != 1 or not 0 <= k < p or k + sum(sizes) != p:
+        return None
+    if combinations(sizes) > MAX_COMBINATIONS:
+        return None
+    onehot = _combination_onehots(sizes)
+    # tensors that are an elementwise chain of Sub/Div by constant vectors applied to x
+    chains: dict[str, list[tuple[str, np.ndarray]]] = {inp: []}
+    new_nodes: list[Any] = []
+    new_inits: dict[str, np.ndarray] = {}
+    for node in g.node:
+        if not any(n in chains for n in node.input):
+            new_nodes.append(node)
+            continue
+        op = node.op_type
+        if op in ("Sub", "Div") and node.input[0] in chains and node.input[1] in inits:
+            c = np.asarray(inits[node.input[1]], dtype=np.float64).reshape(-1)
+            if c.shape not in ((p,), (1,)):
+                return None
+            chains[node.output[0]] = [*chains[node.input[0]], (op, np.broadcast_to(c, (p,)))]
+        elif op == "Concat" and len(node.input) == 1:
+            chains[node.output[0]] = chains[node.input[0]]
+        elif (
+            op == "Gemm"
+            and node.input[0] in chains
+            and len(node.input) == 3
+            and all(n in inits for n in node.input[1:])
+            and not node.attribute  # alpha = beta = 1, no transposition
+        ):
+            new_nodes += _compact_linear(
+                helper, node, chains[node.input[0]], inits, new_inits, k, onehot
+            )
+        else:
+            return None  # x used otherwise (e.g. concatenated with other features)
+    used = {n for node in new_nodes for n in node.input}
+    initializers = [numpy_helper.from_array(v, n) for n, v in inits.items() if n in used]
+    initializers += [numpy_helper.from_array(v, n) for n, v in new_inits.items()]
+    graph = helper.make_graph(
+        new_nodes,
+        g.name + "_compact",
+        [
+            helper.make_tensor_value_info(NUMERIC_INPUT, TensorProto.FLOAT, ["n", k]),
+            helper.make_tensor_value_info(COMBINATION_INPUT, TensorProto.INT64, ["n"]),
+        ],
+        list(g.output),
+        initializer=initializers,
+    )
+    out = helper.make_model(
+        graph,
+        opset_imports=list(model.opset_import),
+        producer_name="anoean",
+        ir_version=model.ir_version,
+    )
+    _require_onnx().checker.check_model(out, full_check=True)
+    return out
+
+
+def _combination_onehots(sizes: list[int]) -> np.ndarray:
+    """The one-hot blocks of every combination, float64 (combinations, sum(sizes)), in the
+    order of :func:`combination_index` (code 0 of a column: its block all zero)."""
+    codes = np.indices([s + 1 for s in sizes]).reshape(len(sizes), -1).T
+    out = np.zeros((codes.shape[0], int(sum(sizes))))
+    offset = 0
+    for j, size in enumerate(sizes):
+        on = np.flatnonzero(codes[:, j] > 0)
+        out[on, offset + codes[on, j] - 1] = 1.0
+        offset += int(size)
+    return out
+
+
+def _compact_linear(
+    helper: Any,
+    node: Any,
+    chain: list[tuple[str, np.ndarray]],
+    inits: dict[str, np.ndarray],
+    new_inits: dict[str, np.ndarray],
+    k: int,
+    onehot: np.ndarray,
+) -> list[Any]:
+    """The nodes replacing one first layer ``node`` (Gemm of the chain of x) in
+    :func:`compact_graph`."""
+    w = np.asarray(inits[node.input[1]], dtype=np.float64)  # (p, h)
+    b = np.asarray(inits[node.input[2]], dtype=np.float64).reshape(-1)
+    p = w.shape[0]
+    v0, v1 = np.zeros(p), np.ones(p)
+    for op, c in chain:
+        v0, v1 = (v0 - c, v1 - c) if op == "Sub" else (v0 / c, v1 / c)
+    d = 1.0 / (v1 - v0)
+    a = -v0 * d
+    table = (onehot * (v1[k:] - v0[k:]) + v0[k:]) @ w[k:] + b
+    name = node.output[0]
+    pre = f"{name}__compact_"
+    new_inits[pre + "shift"] = np.ascontiguousarray(a[:k], dtype=np.float32)
+    new_inits[pre + "scale"] = np.ascontiguousarray(d[:k], dtype=np.float32)
+    new_inits[pre + "W"] = np.ascontiguousarray(w[:k], dtype=np.float32)
+    new_inits[pre + "table"] = np.ascontiguousarray(table, dtype=np.float32)
+    return [
+        helper.make_node("Sub", [NUMERIC_INPUT, pre + "shift"], [pre + "centred"]),
+        helper.make_node("Div", [pre + "centred", pre + "scale"], [pre + "scaled"]),
+        helper.make_node("Gather", [pre + "table", COMBINATION_INPUT], [pre + "rows"], axis=0),
+        helper.make_node("Gemm", [pre + "scaled", pre + "W", pre + "rows"], [name]),
+    ]

@@ -303,7 +303,10 @@ def load_pipeline(
         pre = TabularPreprocessor.from_json(pre_bytes.decode("utf-8"))
     except Exception as exc:  # any malformed content is a damaged file, never a crash
         raise ModelFileError(f"{pre_file}: {exc}") from exc
-    scorer = load_scorer(path, engine, device=device)
+    # with categorical columns, the ONNX engine also reads them as one-hot positions
+    sizes = [len(pre.categories_[c]) for c in pre.categorical_columns_]
+    layout = (len(pre.numeric_columns_), sizes) if sizes else None
+    scorer = load_scorer(path, engine, device=device, onehot_layout=layout)
     if scorer.n_features != len(pre.feature_names_out_):
         raise ModelFileError(
             f"{path}: the detector takes {scorer.n_features} features but the preprocessing "

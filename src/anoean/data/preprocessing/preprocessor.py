@@ -268,6 +268,52 @@ class TabularPreprocessor:
         dictionary-encoded category column is looked up once per distinct value. The output
         is the same array, bit for bit, as :meth:`transform` returns; no warning is issued.
         """
+        parts = self._scorable_parts(table, strict_categories)
+        if parts is None:
+            return None
+        block, codes, unknown = parts
+        n, k = block.shape[1], block.shape[0]
+        out = np.zeros((n, self.n_features_out_), dtype=np.float32)
+        out[:, :k] = block.T
+        del block
+        row_start = np.arange(n, dtype=np.int64) * self.n_features_out_
+        flat = out.reshape(-1)
+        for c, pos in zip(self.categorical_columns_, codes, strict=True):
+            if c in unknown:
+                known = pos >= 0
+                flat[row_start[known] + k + pos[known]] = 1.0
+            else:
+                flat[row_start + k + pos] = 1.0
+        return out, unknown
+
+    def encode_compact(
+        self, table: Any, *, strict_categories: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, int]] | None:
+        """:meth:`encode_scorable` without writing the one-hot blocks: (the numeric features,
+        float32 (n, k) as the first k columns of :meth:`transform`; the one-hot position of
+        each categorical value, int64 (n, c), counted from the first one-hot feature, -1 for
+        an unknown category, i.e. an all-zero block; the unknown categories per column), or
+        None where :meth:`encode_scorable` returns None. ``transform`` is the numeric block
+        followed by ones at ``k + position`` (tested)."""
+        parts = self._scorable_parts(table, strict_categories)
+        if parts is None:
+            return None
+        block, codes, unknown = parts
+        n, k = block.shape[1], block.shape[0]
+        xnum = np.empty((n, k), dtype=np.float32)
+        xnum[:] = block.T
+        del block
+        pos = np.empty((n, len(codes)), dtype=np.int64)
+        for j, col in enumerate(codes):
+            pos[:, j] = col
+        return xnum, pos, unknown
+
+    def _scorable_parts(
+        self, table: Any, strict_categories: bool
+    ) -> tuple[np.ndarray, list[np.ndarray], dict[str, int]] | None:
+        """The checks and arithmetic of :meth:`encode_scorable`: the scaled numbers, float64
+        (k, n); per categorical column the one-hot position of each row's value counted from
+        the first one-hot feature (-1: unknown); the unknown counts. None as there."""
         self._check_fitted()
         tab = as_table(table)
         n = tab.num_rows
@@ -289,13 +335,9 @@ class TabularPreprocessor:
             block *= np.asarray(self._scale, dtype=np.float64)[:, None]
         if not (np.abs(block) <= _FLOAT32_MAX).all():
             return None
-        out = np.zeros((n, self.n_features_out_), dtype=np.float32)
-        out[:, :k] = block.T
-        del block
         unknown: dict[str, int] = {}
-        row_start = np.arange(n, dtype=np.int64) * self.n_features_out_
-        flat = out.reshape(-1)
-        offset = k
+        positions: list[np.ndarray] = []
+        offset = 0
         for c in self.categorical_columns_:
             cats = self.categories_[c]
             codes = _category_codes(tab.column(c), cats)
@@ -306,12 +348,11 @@ class TabularPreprocessor:
                 if strict_categories:
                     return None
                 unknown[c] = int(bad.sum())
-                known = ~bad
-                flat[row_start[known] + offset + codes[known]] = 1.0
+                positions.append(np.where(bad, -1, codes + offset))
             else:
-                flat[row_start + offset + codes] = 1.0
+                positions.append(codes + offset)
             offset += len(cats)
-        return out, unknown
+        return block, positions, unknown
 
     def out_of_range_rows(self, table: Any) -> tuple[np.ndarray, dict[int, str]]:
         """Rows with a finite number that leaves the float32 range once scaled, which
