@@ -831,3 +831,11 @@ def test_fit_shows_reading_and_preprocessing_bars_on_stderr_unless_quiet(
     assert res.exit_code == 0 and "reading test.parquet" in res.stderr, res.output
     res = CliRunner().invoke(main, [*ev, "--quiet"])
     assert res.exit_code == 0 and "reading" not in res.stderr, res.output
+
+
+def test_score_batch_rows_default_is_the_library_default() -> None:
+    from anoean.cli.scoring import score
+    from anoean.data.tables import DEFAULT_BATCH_ROWS
+
+    (opt,) = [p for p in score.params if p.name == "batch_rows"]
+    assert opt.default == DEFAULT_BATCH_ROWS

@@ -517,3 +517,15 @@ def test_read_table_progress_bar_reads_the_same_table(
     assert shown.equals(quiet) and shown.column("s").null_count == n // 3
     total = "rows" if name.endswith(".parquet") else "B"
     assert total in err
+
+
+def test_writer_plain_columns_skip_dictionary_encoding(tmp_path: Path) -> None:
+    from anoean.data.tables import AtomicTableWriter
+
+    batch = pa.record_batch({"a": [1, 1, 2] * 100, "score": [0.1 * i for i in range(300)]})
+    with AtomicTableWriter(tmp_path / "o.parquet", plain_columns=["score"]) as w:
+        w.write(batch)
+    meta = pq.ParquetFile(tmp_path / "o.parquet").metadata.row_group(0)
+    enc = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(2)}
+    assert "RLE_DICTIONARY" in enc["a"] and "RLE_DICTIONARY" not in enc["score"]
+    assert pq.read_table(tmp_path / "o.parquet").to_batches()[0].equals(batch)

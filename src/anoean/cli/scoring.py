@@ -69,7 +69,7 @@ from anoean.cli.common import (
 @click.option(
     "--batch-rows",
     type=click.IntRange(1),
-    default=32768,  # anoean.data.tables.DEFAULT_BATCH_ROWS (not imported: keeps --help fast)
+    default=65536,  # anoean.data.tables.DEFAULT_BATCH_ROWS (not imported: keeps --help fast)
     show_default=True,
     help="Rows per streamed batch (bounds memory).",
 )

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from anoean.data.tables import AtomicTableWriter, parquet_schema
+from anoean.serve.batch import SCORE_COLUMN
 from anoean.serve.pipeline import Pipeline
 
 
@@ -124,7 +125,7 @@ def run_sequential(
     same as :func:`run_ordered`'s; ``out`` is written atomically as there.
     """
     offset = 0
-    with AtomicTableWriter(out) as writer:
+    with AtomicTableWriter(out, plain_columns=[SCORE_COLUMN]) as writer:
         for batch in batches:
             if offset == 0:
                 first(batch)
@@ -167,7 +168,7 @@ def run_ordered(
 
     offset = 0
     with (
-        AtomicTableWriter(out) as writer,
+        AtomicTableWriter(out, plain_columns=[SCORE_COLUMN]) as writer,
         ThreadPoolExecutor(1, "anoean-writer") as wpool,
         ThreadPoolExecutor(workers, "anoean-score") as spool,
     ):

@@ -328,13 +328,14 @@ class TabularPreprocessor:
                 block[j] = col.chunk(0).to_numpy()  # zero-copy view, converted as it is copied
             else:
                 block[j] = pc.cast(col, pa.float64()).to_numpy()
-        if not np.isfinite(block).all():
-            return None
-        if self.scaling == "minmax":
-            block -= np.asarray(self.data_min_, dtype=np.float64)[:, None]
-            block *= np.asarray(self._scale, dtype=np.float64)[:, None]
-        if not (np.abs(block) <= _FLOAT32_MAX).all():
-            return None
+        # one check for NaN, infinity and the float32 range once scaled: a NaN or an
+        # infinity stays one through the scaling and fails the comparison
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.scaling == "minmax":
+                block -= np.asarray(self.data_min_, dtype=np.float64)[:, None]
+                block *= np.asarray(self._scale, dtype=np.float64)[:, None]
+            if not (np.abs(block) <= _FLOAT32_MAX).all():
+                return None
         unknown: dict[str, int] = {}
         positions: list[np.ndarray] = []
         offset = 0

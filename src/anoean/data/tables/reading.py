@@ -28,10 +28,11 @@ from anoean.data.tables.formats import (
     file_format,
 )
 
-#: rows per streamed batch: ~15 MB of float32 features for 120 features, so the few
+#: rows per streamed batch: ~30 MB of float32 features for 120 features, so the few
 #: batches in flight stay far below a 1 GB budget, and large enough that per-batch
-#: overheads vanish
-DEFAULT_BATCH_ROWS = 32768
+#: overheads vanish (scoring 5M NSL-KDD rows on 2 cores: 4.6 s and 8.4 CPU-s against 5.1 s
+#: and 8.8 with 32,768 rows, 5.0 s with 131,072; peak RSS 600 MB; docs/benchmarks/score.md)
+DEFAULT_BATCH_ROWS = 65536
 
 
 def _null_tokens(data: Any, null_values: Sequence[str]) -> Any:

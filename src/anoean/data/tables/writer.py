@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,19 @@ class AtomicTableWriter:
     ['out.parquet']
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, compression: str = "snappy") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        compression: str = "snappy",
+        plain_columns: Sequence[str] = (),
+    ) -> None:
         self.path = Path(path)
         self.format = file_format(self.path)
         self.compression = compression
+        #: Parquet columns written without dictionary encoding: columns of mostly distinct
+        #: values (scores), for which the writer would build a dictionary only to drop it
+        self.plain_columns = list(plain_columns)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self._writer: Any = None
         self.rows = 0
@@ -44,8 +54,15 @@ class AtomicTableWriter:
             if self.format == "parquet":
                 import pyarrow.parquet as pq
 
+                plain = set(self.plain_columns)
+                dictionary: bool | list[str] = (
+                    [n for n in batch.schema.names if n not in plain] if plain else True
+                )
                 self._writer = pq.ParquetWriter(
-                    self.tmp, batch.schema, compression=self.compression
+                    self.tmp,
+                    batch.schema,
+                    compression=self.compression,
+                    use_dictionary=dictionary,
                 )
             else:
                 import pyarrow.csv as pacsv
