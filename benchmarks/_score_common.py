@@ -1,8 +1,8 @@
 """Shared by bench_score.py and bench_numpy_latency.py: the NSL-KDD model and a results file.
 
-The model is the default AnoEAN (latent 16, encoder 128-64-32) fitted with ``anoean fit``'s
-library entry point on a 20,000-row sample of KDDTrain+ for a few epochs: its speed is what
-matters here, not its accuracy (which is reported anyway).
+The model is the default method, AnoEANPlus (latent 16, encoder 128-64-32), fitted with
+``anoean fit``'s library entry point on a 20,000-row sample of KDDTrain+ for a few epochs: its
+speed is what matters here, not its accuracy (which is reported anyway).
 """
 
 from __future__ import annotations

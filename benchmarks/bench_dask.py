@@ -7,10 +7,10 @@ Usage (from the repository root)::
 
 What it does:
 
-1. fits the benchmark model of ``bench_score.py`` (default AnoEAN, 20,000 KDDTrain+ rows, 3
-   epochs) and writes ``--files`` Parquet files of ``--rows / --files`` rows each, drawn with
-   replacement from the 125,973 KDDTrain+ rows (seed = the file's number), in row groups of
-   500,000 rows; both are kept in ``--workdir`` and reused by later runs;
+1. fits the benchmark model of ``bench_score.py`` (the default method, AnoEANPlus; 20,000
+   KDDTrain+ rows, 3 epochs) and writes ``--files`` Parquet files of ``--rows / --files`` rows
+   each, drawn with replacement from the 125,973 KDDTrain+ rows (seed = the file's number), in
+   row groups of 500,000 rows; both are kept in ``--workdir`` and reused by later runs;
 2. runs each configuration ``--repeats`` times, interleaved (so that a change in the
    machine's load touches every configuration alike), each run in a fresh process:
 

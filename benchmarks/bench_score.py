@@ -6,7 +6,7 @@ Usage (from the repository root)::
 
 What it does:
 
-1. fits the benchmark model (default AnoEAN) on a 20,000-row sample of KDDTrain+;
+1. fits the benchmark model (the default method, AnoEANPlus) on a 20,000-row sample of KDDTrain+;
 2. writes a Parquet file of ``--rows`` rows drawn with replacement from the 125,973 real
    KDDTrain+ rows (41 raw features, 3 of them categorical; no label column), in row groups
    of 500,000 rows;
