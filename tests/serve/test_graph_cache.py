@@ -101,3 +101,40 @@ def test_no_cache_or_an_unwritable_one_still_scores(
     np.testing.assert_allclose(load_scorer(path, "onnx")(X), expected, rtol=1e-5)
     assert not list(tmp_path.rglob("*.onnx"))
     assert json.loads((path / "config.json").read_text())  # the model directory untouched
+
+
+def test_fit_warms_the_cache_so_the_first_score_skips_onnx(tmp_path: Path, cache: Path) -> None:
+    """``anoean fit`` builds the graphs after saving: the model's first ``anoean score``, in
+    a fresh process, runs the ONNX engine without importing onnx."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from anoean.cli import main
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = (rng.random(n) < 0.1).astype(np.int64)
+    t = pa.table({"a": rng.normal(size=n) + 3 * y, "c": rng.choice(["x", "y"], n), "y": y})
+    pq.write_table(t, tmp_path / "t.parquet")
+    fit = ["fit", str(tmp_path / "t.parquet"), "--label-column", "y", "--out"]
+    fit += [str(tmp_path / "m"), "--param", "max_epochs=1", "--param", "device=cpu", "--quiet"]
+    res = CliRunner().invoke(main, fit)
+    assert res.exit_code == 0, res.output
+    assert len(list(cache.glob("*.onnx"))) == 2  # the dense graph and the compact one
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['anoean', 'score', {str(tmp_path / 'm')!r}, "
+        f"{str(tmp_path / 't.parquet')!r}, '--out', {str(tmp_path / 's.parquet')!r}, '--quiet']\n"
+        "try:\n    runpy.run_module('anoean', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('onnx' in sys.modules)\n"
+    )
+    env = {**os.environ, GRAPH_CACHE_ENV: str(cache)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.split()[-1] == "False", out.stdout + out.stderr
+    assert pq.read_table(tmp_path / "s.parquet").num_rows == n

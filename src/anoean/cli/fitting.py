@@ -134,6 +134,7 @@ def fit(
     """Fit preprocessing and a detector on DATA (.csv or .parquet) and write a model directory."""
     from anoean.core.modelfile import check_model_destination
     from anoean.data.tables import file_format, read_table
+    from anoean.serve.engine import warm_graph_cache
     from anoean.serve.fit import default_checkpoint_dir, fit_pipeline, training_session
     from anoean.serve.pipeline import save_pipeline
 
@@ -179,6 +180,7 @@ def fit(
             )
             if main_process:
                 path = save_pipeline(rep.pipeline, out, overwrite=overwrite)
+                warm_graph_cache(path)  # the first `anoean score` then skips building it
     if not main_process:
         return  # rank 0 of a distributed run saves and prints
     if as_json:
