@@ -134,9 +134,8 @@ def fit(
     """Fit preprocessing and a detector on DATA (.csv or .parquet) and write a model directory."""
     from anoean.core.modelfile import check_model_destination
     from anoean.data.tables import file_format, read_table
-    from anoean.serve.engine import warm_graph_cache
     from anoean.serve.fit import default_checkpoint_dir, fit_pipeline, training_session
-    from anoean.serve.pipeline import save_pipeline
+    from anoean.serve.pipeline import save_pipeline, warm_graph_cache
 
     if checkpoint_dir is None and (distributed or resume):
         checkpoint_dir = default_checkpoint_dir(out)

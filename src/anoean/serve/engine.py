@@ -261,22 +261,6 @@ def _ort_compact_fn(sess: Any, sizes: list[int]) -> Callable[[np.ndarray, np.nda
     return run
 
 
-def warm_graph_cache(path: str | os.PathLike[str]) -> bool:
-    """Build and cache the ONNX graphs of a saved pipeline (``anoean fit`` does it after
-    saving), so that its first ``anoean score`` on this machine already finds them; True
-    when they are cached. Best effort: without onnx, for a model the ONNX engine does not run,
-    or with the cache off, nothing is done and False is returned."""
-    if graph_cache_dir() is None or not _onnx_available():
-        return False
-    from anoean.serve.pipeline import load_pipeline
-
-    try:
-        load_pipeline(path, engine="onnx")
-    except (ImportError, ModelFileError):
-        return False
-    return True
-
-
 def load_scorer(
     path: str | os.PathLike[str],
     engine: str = "auto",

@@ -337,3 +337,19 @@ def get_pipeline(model: str | os.PathLike[str] | Pipeline, *, engine: str = "aut
         if key not in _CACHE:
             _CACHE[key] = load_pipeline(p, engine=engine)
         return _CACHE[key]
+
+
+def warm_graph_cache(path: str | os.PathLike[str]) -> bool:
+    """Build and cache the ONNX graphs of a saved pipeline (``anoean fit`` does it after
+    saving), so that its first ``anoean score`` on this machine already finds them; True
+    when they are cached. Best effort: without onnx, for a model the ONNX engine does not run,
+    or with the cache off, nothing is done and False is returned."""
+    from anoean.serve.engine import _onnx_available, graph_cache_dir
+
+    if graph_cache_dir() is None or not _onnx_available():
+        return False
+    try:
+        load_pipeline(path, engine="onnx")
+    except (ImportError, ModelFileError):
+        return False
+    return True
