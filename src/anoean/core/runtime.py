@@ -8,14 +8,25 @@ torch RNGs are never read or written, so fitting a model never perturbs user cod
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 logger = logging.getLogger("anoean")
+
+
+def user_cache_dir() -> Path:
+    """anoean's folder in the per-user cache: ``$XDG_CACHE_HOME/anoean`` or
+    ``~/.cache/anoean`` (``%LOCALAPPDATA%\\anoean`` on Windows). Not created here."""
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "anoean"
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(cache).expanduser() / "anoean"
 
 
 def resolve_seed(random_state: Any) -> int:

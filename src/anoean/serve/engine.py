@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from anoean.core.modelfile import ModelFileError, read_model_dir
+from anoean.core.runtime import user_cache_dir
 from anoean.serve.numpy_scorer import (
     TABLE_KINDS,
     NumpyScorer,
@@ -101,10 +101,7 @@ def graph_cache_dir() -> Path | None:
     env = os.environ.get(GRAPH_CACHE_ENV)
     if env is not None:
         return None if env.strip().lower() in ("", "off", "0", "none") else Path(env).expanduser()
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "anoean" / "onnx-graphs"
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(cache).expanduser() / "anoean" / "onnx-graphs"
+    return user_cache_dir() / "onnx-graphs"
 
 
 def _graph_key(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
@@ -124,17 +121,14 @@ def _graph_key(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _graph_path(
-    config: dict[str, Any], arrays: dict[str, np.ndarray], variant: str = ""
-) -> Path | None:
-    """Where the graph cache keeps this model's graph (``variant``: ``""`` for the graph
-    of preprocessed rows, ``"compact-K"`` for :func:`~anoean.serve.onnx.compact_graph`);
-    None when the cache is off."""
-    folder = graph_cache_dir()
+def _graph_path(folder: Path | None, key: str, variant: str = "") -> Path | None:
+    """Where the graph cache ``folder`` keeps the graph of the model of digest ``key``
+    (``variant``: ``""`` for the graph of preprocessed rows, ``"compact-K-..."`` for
+    :func:`~anoean.serve.onnx.compact_graph`); None when the cache is off."""
     if folder is None:
         return None
     suffix = f".{variant}" if variant else ""
-    return folder / f"{_graph_key(config, arrays)}{suffix}.onnx"
+    return folder / f"{key}{suffix}.onnx"
 
 
 def _cached_session(
@@ -220,18 +214,22 @@ def _session(model_bytes: bytes, threads: int) -> Any:
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
-def _ort_fn(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
+def _run_sliced(sess: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """The session's output on ``feeds``, run :data:`ORT_SLICE_ROWS` rows at a time (every
+    input sliced along its first axis)."""
+    n = next(iter(feeds.values())).shape[0]
+    if n <= ORT_SLICE_ROWS:
+        return np.asarray(sess.run(None, feeds)[0])
+    out = np.empty(n, dtype=np.float64)
+    for start in range(0, n, ORT_SLICE_ROWS):
+        stop = min(n, start + ORT_SLICE_ROWS)
+        out[start:stop] = sess.run(None, {k: v[start:stop] for k, v in feeds.items()})[0]
+    return out
 
+
+def _ort_fn(sess: Any) -> Callable[[np.ndarray], np.ndarray]:
     def run(X: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        n = X.shape[0]
-        if n <= ORT_SLICE_ROWS:
-            return sess.run(None, {"x": X})[0]
-        out = np.empty(n, dtype=np.float64)
-        for start in range(0, n, ORT_SLICE_ROWS):
-            stop = min(n, start + ORT_SLICE_ROWS)
-            out[start:stop] = sess.run(None, {"x": X[start:stop]})[0]
-        return out
+        return _run_sliced(sess, {"x": np.ascontiguousarray(X, dtype=np.float32)})
 
     return run
 
@@ -249,14 +247,8 @@ def _ort_compact_fn(sess: Any, sizes: list[int]) -> Callable[[np.ndarray, np.nda
     from anoean.serve.onnx import COMBINATION_INPUT, NUMERIC_INPUT, combination_index
 
     def run(xnum: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        n = xnum.shape[0]
         combo = combination_index(positions, sizes)
-        out = np.empty(n, dtype=np.float64)
-        for start in range(0, n, ORT_SLICE_ROWS):
-            stop = min(n, start + ORT_SLICE_ROWS)
-            feeds = {NUMERIC_INPUT: xnum[start:stop], COMBINATION_INPUT: combo[start:stop]}
-            out[start:stop] = sess.run(None, feeds)[0]
-        return out
+        return _run_sliced(sess, {NUMERIC_INPUT: xnum, COMBINATION_INPUT: combo})
 
     return run
 
@@ -327,13 +319,15 @@ def load_scorer(
             "the 'onnx' engine needs onnx and onnxruntime: pip install 'anoean[onnx]'"
         )
     # the graph cache: a model scored before runs without importing onnx
+    folder = graph_cache_dir()
+    key = "" if folder is None else _graph_key(config, arrays)
     try:
-        sess = _cached_session(_graph_path(config, arrays), lambda: _graph_bytes(sc), threads)
+        sess = _cached_session(_graph_path(folder, key), lambda: _graph_bytes(sc), threads)
         compact = None
         if onehot_layout is not None and _compact_fits(onehot_layout, sc.n_features_in_):
             k, sizes = int(onehot_layout[0]), [int(v) for v in onehot_layout[1]]
             csess = _cached_session(
-                _graph_path(config, arrays, "compact-" + "-".join(map(str, [k, *sizes]))),
+                _graph_path(folder, key, "compact-" + "-".join(map(str, [k, *sizes]))),
                 lambda: _compact_bytes(sc, k, sizes),
                 threads,
             )

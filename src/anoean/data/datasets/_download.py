@@ -12,7 +12,6 @@ import hashlib
 import http.client
 import logging
 import os
-import sys
 import tempfile
 import urllib.error
 import urllib.parse
@@ -21,6 +20,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from anoean.core.runtime import user_cache_dir
 from anoean.data.datasets._registry import FILES, RemoteFile
 
 __all__ = [
@@ -62,10 +62,7 @@ def get_data_home(data_home: str | os.PathLike[str] | None = None) -> Path:
     env = os.environ.get("ANOEAN_DATA")
     if env:
         return Path(env).expanduser()
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "anoean"
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(cache).expanduser() / "anoean"
+    return user_cache_dir()
 
 
 def find_file(name: str, data_home: str | os.PathLike[str] | None = None) -> Path | None:
